@@ -1,0 +1,155 @@
+/*
+ * alloc.h - the client side of the network: everything pstorefs (and the
+ * pstore CLI) asks of FAT servers and vendors.
+ *
+ *  - fat client: calls to the FAT servers with failover over every configured
+ *    address (fatclient.c);
+ *  - upload sessions: provisional allocation (a lease with candidate vendors
+ *    and their capability tokens), placement of each chunk's replica chain on
+ *    distinct vendors, parallel pipelined uploads with failover to another
+ *    candidate, and the final-FAT commit (upload.c, placement.c);
+ *  - reads: fetching a chunk from the fastest live replica with fallback to
+ *    the others, verification, decompression, and batched validation receipts
+ *    (fetch.c, receipts.c), with per-vendor latency tracking (vstats.c).
+ *
+ * It knows nothing about inodes or files: the file system hands it raw chunk
+ * data and opaque metadata operations.  All functions are thread-safe unless
+ * noted; errors are negative errno values.
+ */
+#ifndef PSTORE_ALLOC_H
+#define PSTORE_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunk.h"
+#include "pstore.pb-c.h"
+#include "xport.h"
+
+struct alloc_ctx;
+
+struct alloc_opts {
+	const char *const *fat_addrs; /* "host:port", n_fat entries */
+	size_t n_fat;
+	int timeout_ms;         /* per call; default 10000 */
+	uint32_t lease_ms;      /* requested lease length; default 60000 */
+	int zstd_level;         /* default 1; 0 disables compression */
+	unsigned upload_threads; /* parallel chunk uploads; default 8 */
+	unsigned pieces;        /* pieces per chunk asked of vendors; default 2 */
+};
+
+/* The volume the context works on (filled by alloc_volume_open). */
+struct alloc_volume {
+	char name[64];
+	uint8_t id[CHUNK_OWNER_LEN];
+	uint32_t copies;
+	uint32_t chunk_size;
+	uint64_t revision;
+};
+
+/* Takes a reference to pool (which must outlive the context). */
+struct alloc_ctx *alloc_new(struct xport_pool *pool, const struct alloc_opts *opts);
+void alloc_free(struct alloc_ctx *a);
+
+/* ---- FAT calls (fatclient.c) ---- */
+
+/* Generic call to the FAT cluster: tries each address in turn (starting with
+ * the last one that worked), with backoff, until one answers or all failed
+ * timeout-wise.  Errors the server reports (ENOENT, EEXIST, ENOSPC...) are
+ * returned at once, not retried. */
+int alloc_fat_call(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out);
+
+int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
+			uint32_t chunk_size, struct alloc_volume *out);
+/* Looks the volume up and makes it the context's volume. */
+int alloc_volume_open(struct alloc_ctx *a, const char *name, struct alloc_volume *out);
+const struct alloc_volume *alloc_volume(const struct alloc_ctx *a);
+
+/* Pages through the volume's metadata mirror; cb is called for each key
+ * (value NULL never happens: deleted keys are not listed).  A non-zero return
+ * of cb stops and is returned. */
+typedef int (*alloc_meta_cb)(const uint8_t *key, size_t klen, const uint8_t *val,
+			     size_t vlen, void *arg);
+int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg);
+
+/* Cluster-wide capacity, for statfs. */
+int alloc_statfs(struct alloc_ctx *a, uint64_t *capacity, uint64_t *free,
+		 uint64_t *used);
+
+/* Vendor id -> address, refreshed from MSG_VENDOR_LIST when an id is unknown
+ * or at most every few seconds.  0 or -ENOENT. */
+int alloc_vendor_addr(struct alloc_ctx *a, uint32_t vendor_id, char *addr, size_t len);
+
+/* ---- uploads (upload.c) ---- */
+
+/* One chunk to upload.  The caller fills raw/raw_len; alloc fills the rest. */
+struct alloc_chunk {
+	const void *raw;
+	size_t raw_len;
+	/* out */
+	uint8_t chunk_id[CHUNK_ID_LEN];
+	uint64_t stored_len;
+	uint16_t flags;
+	uint32_t vendors[CHUNK_MAX_CHAIN];
+	unsigned n_vendors;     /* == copies on success */
+	int status;             /* 0 or -errno */
+};
+
+struct alloc_session; /* one lease: provisional FAT + what was placed under it */
+
+/* Asks the FAT for a provisional allocation big enough for `bytes` raw bytes
+ * (times copies), renewing the lease in the background while it is open. */
+int alloc_session_begin(struct alloc_ctx *a, uint64_t bytes, struct alloc_session **out);
+/* Compresses, heads and uploads n chunks in parallel (replica chains of
+ * `copies` distinct vendors, pipeline-forwarded).  A vendor that fails is
+ * replaced by another candidate (and by a fresh allocation if the candidates
+ * run out) and recorded as failed.  Returns 0 when every chunk is stored on
+ * `copies` vendors, otherwise the first error (each chunk's status says
+ * which).  May be called several times per session. */
+int alloc_session_put(struct alloc_session *s, struct alloc_chunk *chunks, size_t n);
+
+/* A metadata change to commit with the final FAT (key/value opaque). */
+struct alloc_meta_op {
+	const uint8_t *key;
+	size_t klen;
+	const uint8_t *val; /* NULL: delete key */
+	size_t vlen;
+};
+
+/* Commits the final FAT of the session (every chunk placed by _put), the
+ * chunks no longer referenced (freed, 16-byte ids) and the metadata
+ * operations in one atomic FAT transaction, and releases the lease's unused
+ * reservations.  The session is freed whatever the result.  s may be NULL
+ * for a metadata-only commit.  Retried with the same request id on timeout
+ * so that it is applied once. */
+int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
+		 const uint8_t (*freed)[CHUNK_ID_LEN], size_t n_freed,
+		 const struct alloc_meta_op *meta, size_t n_meta);
+/* Abandons the session: reservations are released at once (commit with no
+ * placement), chunks uploaded under it become garbage for the FAT's GC. */
+void alloc_session_abort(struct alloc_session *s);
+
+/* ---- reads (fetch.c, receipts.c) ---- */
+
+/* A committed chunk as the file system remembers it. */
+struct alloc_chunk_ref {
+	uint8_t chunk_id[CHUNK_ID_LEN];
+	uint64_t stored_len;
+	uint32_t raw_len;
+	uint32_t vendors[CHUNK_MAX_CHAIN];
+	unsigned n_vendors;
+};
+
+/* Fetches the whole chunk from the replica with the best current latency,
+ * falling back to the others on error, timeout or digest mismatch (a bad
+ * replica is reported to the FAT).  Verifies and decompresses into raw
+ * (at least ref->raw_len bytes).  Queues a validation receipt for the vendor
+ * that served it (sent in batches).  0, -EIO when no replica could serve. */
+int alloc_fetch(struct alloc_ctx *a, const struct alloc_chunk_ref *ref, void *raw);
+
+/* Sends queued validation receipts now (also done periodically and on free). */
+void alloc_receipts_flush(struct alloc_ctx *a);
+
+#endif
