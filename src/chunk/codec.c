@@ -1,0 +1,102 @@
+/*
+ * codec.c - raw chunk data <-> stored payload.  zstd is used when it saves
+ * at least 1/16 of the size; a quick trial on a sample skips data that does
+ * not compress (media, archives, ciphertext) so it costs almost nothing.
+ * Encryption (CHUNK_F_ENCRYPTED) belongs to the security issue.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "chunk.h"
+#include "common.h"
+
+#define SAMPLE_LEN (64u << 10)
+
+/* Compress a 64 KiB sample from the middle; worth it below 7/8 of the size. */
+static bool worth_compressing(const uint8_t *raw, size_t raw_len, int level)
+{
+	size_t off, n, bound, got;
+	void *tmp;
+	bool ok;
+
+	if (raw_len < 4096)
+		return true;
+	n = MIN(raw_len, SAMPLE_LEN);
+	off = (raw_len - n) / 2;
+	bound = ZSTD_compressBound(n);
+	tmp = malloc(bound);
+	if (!tmp)
+		return false;
+	got = ZSTD_compress(tmp, bound, raw + off, n, level);
+	ok = !ZSTD_isError(got) && got < n - n / 8;
+	free(tmp);
+	return ok;
+}
+
+int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
+		 size_t *out_len, uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN])
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (raw_len > CHUNK_MAX_RAW)
+		return -EMSGSIZE;
+	*flags = 0;
+	if (level > 0 && raw_len > 0 && worth_compressing(raw, raw_len, level)) {
+		size_t bound = ZSTD_compressBound(raw_len);
+
+		buf = malloc(bound);
+		if (!buf)
+			return -ENOMEM;
+		len = ZSTD_compress(buf, bound, raw, raw_len, level);
+		if (ZSTD_isError(len) || len >= raw_len - raw_len / 16) {
+			free(buf);
+			buf = NULL;
+		} else {
+			*flags = CHUNK_F_ZSTD;
+		}
+	}
+	if (!buf) {
+		buf = malloc(raw_len ? raw_len : 1);
+		if (!buf)
+			return -ENOMEM;
+		memcpy(buf, raw, raw_len);
+		len = raw_len;
+	}
+	chunk_digest(buf, len, digest);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+int chunk_decode(const struct chunk_hdr *h, const void *stored, size_t stored_len,
+		 void *raw)
+{
+	uint8_t d[CHUNK_DIGEST_LEN];
+
+	if (stored_len != h->stored_len)
+		return -EBADMSG;
+	chunk_digest(stored, stored_len, d);
+	if (memcmp(d, h->digest, CHUNK_DIGEST_LEN) != 0)
+		return -EBADMSG;
+	if (h->flags & CHUNK_F_ENCRYPTED)
+		return -EPROTO;
+	if (h->flags & CHUNK_F_ZSTD) {
+		unsigned long long want = ZSTD_getFrameContentSize(stored, stored_len);
+		size_t got;
+
+		if (want != h->raw_len)
+			return -EBADMSG;
+		got = ZSTD_decompress(raw, h->raw_len, stored, stored_len);
+		if (ZSTD_isError(got) || got != h->raw_len)
+			return -EBADMSG;
+		return 0;
+	}
+	if (stored_len != h->raw_len)
+		return -EBADMSG;
+	memcpy(raw, stored, stored_len);
+	return 0;
+}

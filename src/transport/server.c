@@ -1,0 +1,484 @@
+/*
+ * server.c - the server half of the transport: a libevent listener, one
+ * bufferevent_openssl per connection, frames cut out of the input buffer and
+ * handed to the daemon's handler as struct xport_req.
+ *
+ * Replies may come from any thread: a connection is reference counted (each
+ * pending request holds a reference) and its bufferevent is only touched
+ * under conn->mu, so a reply racing with the peer's disconnect is dropped.
+ * A connection that sends a bad frame is closed; other connections are not
+ * affected.  Each connection may have at most XPORT_CONN_MAX_INFLIGHT
+ * requests being handled; beyond that it is not read until replies go out.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include <openssl/err.h>
+
+#include "common.h"
+#include "pstore.pb-c.h"
+#include "xport.h"
+#include "xport_int.h"
+
+#define XPORT_CONN_MAX_INFLIGHT 8
+#define XPORT_IDLE_TIMEOUT_S 300
+#define XPORT_MAX_CONNS 4096
+
+__attribute__((constructor)) static void xport_server_global_init(void)
+{
+	evthread_use_pthreads();
+}
+
+struct xport_server {
+	struct event_base *base;
+	struct xport_tls *tls;
+	struct evconnlistener *listener;
+	xport_handler_fn fn;
+	void *arg;
+	uint16_t port;
+	atomic_uint inflight; /* requests handed out and not yet answered */
+	atomic_uint nconns;
+};
+
+struct xport_conn {
+	pthread_mutex_t mu;          /* protects bev, closed, inflight; never held
+				      * while calling into libevent */
+	struct bufferevent *bev;     /* NULL once closed */
+	bool closed;
+	unsigned inflight;
+	atomic_int refs;
+	struct xport_server *srv;
+	char peer[128];
+	char peer_addr[64];
+};
+
+static void conn_unref(struct xport_conn *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) == 1) {
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+	}
+}
+
+/* Marks c closed and takes its bufferevent out; the caller frees it
+ * outside c->mu (lock order: a bufferevent's lock is taken before c->mu by
+ * libevent callbacks, so c->mu is never held while calling into libevent). */
+static struct bufferevent *conn_detach_locked(struct xport_conn *c)
+{
+	struct bufferevent *bev = c->bev;
+
+	if (c->closed)
+		return NULL;
+	c->closed = true;
+	c->bev = NULL;
+	atomic_fetch_sub(&c->srv->nconns, 1);
+	return bev;
+}
+
+static void conn_close(struct xport_conn *c)
+{
+	struct bufferevent *bev;
+	bool was_open;
+
+	pthread_mutex_lock(&c->mu);
+	was_open = !c->closed;
+	bev = conn_detach_locked(c);
+	pthread_mutex_unlock(&c->mu);
+	if (bev)
+		bufferevent_free(bev);
+	if (was_open)
+		conn_unref(c); /* the connection's own reference */
+}
+
+/* The connection's bufferevent with a reference held, or NULL if closed. */
+static struct bufferevent *conn_get_bev(struct xport_conn *c)
+{
+	struct bufferevent *bev = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	if (!c->closed && c->bev) {
+		bev = c->bev;
+		bufferevent_incref(bev);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return bev;
+}
+
+static void req_free(struct xport_req *req)
+{
+	free(req->ctl);
+	free(req->data);
+	free(req);
+}
+
+static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev);
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct xport_conn *c = arg;
+
+	/* Handlers may close the connection; keep it alive while we read. */
+	atomic_fetch_add(&c->refs, 1);
+	conn_read_frames(c, bev);
+	conn_unref(c);
+}
+
+static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		uint8_t raw[XPORT_FRAME_HDR_LEN];
+		struct xport_frame_hdr h;
+		struct xport_req *req;
+		size_t need;
+		int rc;
+
+		bool full;
+
+		pthread_mutex_lock(&c->mu);
+		full = c->inflight >= XPORT_CONN_MAX_INFLIGHT;
+		pthread_mutex_unlock(&c->mu);
+		if (full) {
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
+		if (evbuffer_get_length(in) < XPORT_FRAME_HDR_LEN)
+			return;
+		evbuffer_copyout(in, raw, sizeof(raw));
+		rc = xport_frame_decode(raw, &h);
+		if (rc < 0 || (h.type & XPORT_REPLY_BIT)) {
+			log_warn("%s (%s): bad frame header (%s), closing", c->peer_addr,
+				 c->peer, rc < 0 ? strerror(-rc) : "reply type");
+			conn_close(c);
+			return;
+		}
+		need = XPORT_FRAME_HDR_LEN + (size_t)h.ctl_len + h.data_len;
+		if (evbuffer_get_length(in) < need)
+			return;
+		if (c->peer[0] == '\0') {
+			SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+			if (ssl)
+				xport_peer_cn(ssl, c->peer, sizeof(c->peer));
+		}
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			goto nomem;
+		req->type = h.type;
+		req->req_id = h.req_id;
+		req->ctl_len = h.ctl_len;
+		req->data_len = h.data_len;
+		req->ctl = malloc(h.ctl_len + 1);
+		req->data = h.data_len ? malloc(h.data_len) : NULL;
+		if (!req->ctl || (h.data_len && !req->data)) {
+			req_free(req);
+			goto nomem;
+		}
+		evbuffer_drain(in, XPORT_FRAME_HDR_LEN);
+		evbuffer_remove(in, req->ctl, h.ctl_len);
+		if (h.data_len)
+			evbuffer_remove(in, req->data, h.data_len);
+		snprintf(req->peer, sizeof(req->peer), "%s", c->peer);
+		snprintf(req->peer_addr, sizeof(req->peer_addr), "%s", c->peer_addr);
+		atomic_fetch_add(&c->refs, 1);
+		req->conn = c;
+		pthread_mutex_lock(&c->mu);
+		c->inflight++;
+		pthread_mutex_unlock(&c->mu);
+		atomic_fetch_add(&c->srv->inflight, 1);
+		c->srv->fn(req, c->srv->arg);
+		/* The handler may have closed this connection (xport_req_abort). */
+		pthread_mutex_lock(&c->mu);
+		if (c->closed) {
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+nomem:
+	log_err("%s: out of memory reading a frame, closing", c->peer_addr);
+	conn_close(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct xport_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e;
+
+		while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+			char buf[256];
+
+			ERR_error_string_n(e, buf, sizeof(buf));
+			log_info("%s: TLS: %s", c->peer_addr, buf);
+		}
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("%s: idle timeout", c->peer_addr);
+	conn_close(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct xport_server *srv = arg;
+	struct timeval tv = {XPORT_IDLE_TIMEOUT_S, 0};
+	struct xport_conn *c;
+	char host[INET6_ADDRSTRLEN] = "?";
+	int one = 1;
+	SSL *ssl;
+
+	(void)l;
+	(void)salen;
+	if (atomic_load(&srv->nconns) >= XPORT_MAX_CONNS) {
+		log_warn("too many connections, refusing one");
+		evutil_closesocket(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = calloc(1, sizeof(*c));
+	ssl = SSL_new(srv->tls->ctx);
+	if (!c || !ssl) {
+		free(c);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	atomic_init(&c->refs, 1);
+	c->srv = srv;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "[%s]:%u", host,
+			 ntohs(in6->sin6_port));
+	}
+	c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
+							BEV_OPT_DEFER_CALLBACKS);
+	if (!c->bev) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return;
+	}
+	atomic_fetch_add(&srv->nconns, 1);
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
+	(void)arg;
+	log_err("accept: %s", evutil_socket_error_to_string(err));
+}
+
+struct xport_server *xport_server_new(struct event_base *base, struct xport_tls *tls,
+				      const char *listen_addr, xport_handler_fn fn, void *arg)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	struct xport_server *srv;
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(listen_addr, (struct sockaddr *)&ss, &sslen) < 0) {
+		log_err("bad listen address '%s' (want host:port)", listen_addr);
+		return NULL;
+	}
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	srv->base = base;
+	srv->tls = tls;
+	srv->fn = fn;
+	srv->arg = arg;
+	srv->listener = evconnlistener_new_bind(
+		base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+		512, (struct sockaddr *)&ss, sslen);
+	if (!srv->listener) {
+		log_err("cannot listen on %s: %s", listen_addr, strerror(errno));
+		free(srv);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+	{
+		struct sockaddr_storage bound;
+		socklen_t blen = sizeof(bound);
+		int fd = evconnlistener_get_fd(srv->listener);
+
+		if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+			srv->port = ntohs(bound.ss_family == AF_INET6
+						  ? ((struct sockaddr_in6 *)&bound)->sin6_port
+						  : ((struct sockaddr_in *)&bound)->sin_port);
+	}
+	return srv;
+}
+
+uint16_t xport_server_port(const struct xport_server *srv) { return srv->port; }
+
+unsigned xport_server_inflight(const struct xport_server *srv)
+{
+	return atomic_load(&((struct xport_server *)srv)->inflight);
+}
+
+void xport_server_free(struct xport_server *srv)
+{
+	if (!srv)
+		return;
+	evconnlistener_free(srv->listener);
+	free(srv);
+}
+
+/* Finishes a request: releases the in-flight slot and the reference, and
+ * frees it.  If the connection had stopped reading, it reads again. */
+static void req_done(struct xport_req *req)
+{
+	struct xport_conn *c = req->conn;
+	struct bufferevent *bev;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->inflight > 0)
+		c->inflight--;
+	pthread_mutex_unlock(&c->mu);
+	bev = conn_get_bev(c);
+	if (bev) {
+		bufferevent_enable(bev, EV_READ);
+		bufferevent_decref(bev);
+	}
+	atomic_fetch_sub(&c->srv->inflight, 1);
+	conn_unref(c);
+	req_free(req);
+}
+
+static int send_frame(struct xport_req *req, uint16_t type, const uint8_t *ctl,
+		      size_t ctl_len, const void *data, size_t data_len)
+{
+	struct xport_conn *c = req->conn;
+	struct xport_frame_hdr h = {.type = type,
+				    .req_id = req->req_id,
+				    .ctl_len = (uint32_t)ctl_len,
+				    .data_len = (uint32_t)data_len};
+	uint8_t raw[XPORT_FRAME_HDR_LEN];
+	struct bufferevent *bev;
+	struct evbuffer *out;
+	int rc = 0;
+
+	if (ctl_len > XPORT_MAX_CTL || data_len > XPORT_MAX_DATA)
+		return -EMSGSIZE;
+	xport_frame_encode(&h, raw);
+	bev = conn_get_bev(c);
+	if (!bev)
+		return -ECONNRESET;
+	out = bufferevent_get_output(bev);
+	evbuffer_lock(out);
+	if (evbuffer_add(out, raw, sizeof(raw)) < 0 ||
+	    (ctl_len && evbuffer_add(out, ctl, ctl_len) < 0) ||
+	    (data_len && evbuffer_add(out, data, data_len) < 0))
+		rc = -ENOMEM;
+	evbuffer_unlock(out);
+	bufferevent_decref(bev);
+	return rc;
+}
+
+int xport_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+	size_t n = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+
+	*out = malloc(n ? n : 1);
+	if (!*out)
+		return -ENOMEM;
+	if (n)
+		protobuf_c_message_pack(msg, *out);
+	*len = n;
+	return 0;
+}
+
+int xport_reply(struct xport_req *req, const ProtobufCMessage *msg, const void *data,
+		size_t data_len)
+{
+	uint8_t *ctl;
+	size_t ctl_len;
+	int rc = xport_pack(msg, &ctl, &ctl_len);
+
+	if (rc == 0) {
+		rc = send_frame(req, (uint16_t)(req->type | XPORT_REPLY_BIT), ctl, ctl_len, data,
+				data_len);
+		free(ctl);
+	}
+	req_done(req);
+	return rc;
+}
+
+int xport_reply_error(struct xport_req *req, int code, const char *fmt, ...)
+{
+	Pstore__Error err = PSTORE__ERROR__INIT;
+	char msg[512];
+	va_list ap;
+	uint8_t *ctl;
+	size_t ctl_len;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (code < 0)
+		code = -code;
+	err.code = code ? code : EIO;
+	err.message = msg;
+	log_debug("%s (%s): type %u -> error %d: %s", req->peer_addr, req->peer, req->type,
+		  err.code, msg);
+	rc = xport_pack(&err.base, &ctl, &ctl_len);
+	if (rc == 0) {
+		rc = send_frame(req, MSG_ERROR, ctl, ctl_len, NULL, 0);
+		free(ctl);
+	}
+	req_done(req);
+	return rc;
+}
+
+void xport_req_abort(struct xport_req *req)
+{
+	log_warn("%s (%s): dropping connection after a bad request (type %u)", req->peer_addr,
+		 req->peer, req->type);
+	conn_close(req->conn);
+	req_done(req);
+}
+
+ProtobufCMessage *xport_req_unpack(const struct xport_req *req,
+				   const ProtobufCMessageDescriptor *desc)
+{
+	return protobuf_c_message_unpack(desc, NULL, req->ctl_len, req->ctl);
+}
