@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -306,6 +307,36 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	log_err("accept: %s", evutil_socket_error_to_string(err));
 }
 
+/* "host:port" or "[v6]:port" with a numeric host; port 0 lets the kernel pick. */
+static int parse_listen_addr(const char *s, struct sockaddr_storage *ss, int *len)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	char host[128], port[8];
+	const char *colon = strrchr(s, ':');
+	size_t hl;
+
+	if (!colon || colon == s || strlen(colon + 1) == 0 || strlen(colon + 1) > 5)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (s[0] == '[' && hl >= 2 && s[hl - 1] == ']') {
+		s++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
+		return -EINVAL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = (int)res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
 struct xport_server *xport_server_new(struct event_base *base, struct xport_tls *tls,
 				      const char *listen_addr, xport_handler_fn fn, void *arg)
 {
@@ -314,7 +345,7 @@ struct xport_server *xport_server_new(struct event_base *base, struct xport_tls 
 	struct xport_server *srv;
 
 	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(listen_addr, (struct sockaddr *)&ss, &sslen) < 0) {
+	if (parse_listen_addr(listen_addr, &ss, &sslen) < 0) {
 		log_err("bad listen address '%s' (want host:port)", listen_addr);
 		return NULL;
 	}
