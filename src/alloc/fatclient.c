@@ -1,0 +1,476 @@
+/*
+ * fatclient.c - the context and every plain call to the FAT servers: failover
+ * over the configured addresses, volumes, the metadata mirror listing,
+ * statfs, and the vendor id -> address cache.  Upload sessions (upload.c)
+ * and reads (fetch.c) build on alloc_fat_call.
+ *
+ * Failover: a call starts with the address that answered last; a
+ * connection-level failure (timeout, refused, reset, TLS/frame error) moves
+ * to the next address, with a short backoff after each full round, until
+ * about 3 x timeout has passed.  An error the server reports (ENOENT,
+ * ENOSPC, EACCES...) is the answer and is returned at once.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc_int.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_LEASE_MS 60000
+#define DEFAULT_UPLOAD_THREADS 8
+#define DEFAULT_PIECES 2
+#define META_PAGE 1000
+#define VADDR_MIN_REFRESH_MS 2000   /* an unknown id refreshes at most this often */
+#define VADDR_MAX_AGE_MS 30000      /* a known address is re-checked after this */
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+
+bool alloc_err_transient(int rc)
+{
+	switch (-rc) {
+	case ETIMEDOUT:
+	case ECONNREFUSED:
+	case EPROTO:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case EPIPE:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+struct alloc_ctx *alloc_new(struct xport_pool *pool, const struct alloc_opts *opts)
+{
+	struct alloc_ctx *a;
+
+	if (!pool || !opts || opts->n_fat == 0 || !opts->fat_addrs) {
+		log_err("alloc: no FAT server address configured");
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	pthread_mutex_init(&a->fat_lock, NULL);
+	pthread_mutex_init(&a->vol_lock, NULL);
+	pthread_mutex_init(&a->vaddr_lock, NULL);
+	pthread_mutex_init(&a->vaddr_refresh_lock, NULL);
+	pthread_mutex_init(&a->workq_lock, NULL);
+	a->pool = pool;
+	a->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	a->lease_ms = opts->lease_ms ? opts->lease_ms : DEFAULT_LEASE_MS;
+	a->zstd_level = opts->zstd_level >= 0 ? opts->zstd_level : 1;
+	a->upload_threads = opts->upload_threads ? MIN(opts->upload_threads, 256u)
+						 : DEFAULT_UPLOAD_THREADS;
+	a->pieces = opts->pieces ? opts->pieces : DEFAULT_PIECES;
+	if (a->pieces > CHUNK_MAX_PIECES)
+		a->pieces = CHUNK_MAX_PIECES;
+	a->fat_addrs = calloc(opts->n_fat, sizeof(char *));
+	if (!a->fat_addrs)
+		goto fail;
+	for (size_t i = 0; i < opts->n_fat; i++) {
+		const char *s = opts->fat_addrs[i];
+
+		if (!s || !s[0] || strlen(s) >= ALLOC_ADDR_LEN) {
+			log_err("alloc: bad FAT server address '%s'", s ? s : "");
+			goto fail;
+		}
+		a->fat_addrs[i] = strdup(s);
+		if (!a->fat_addrs[i])
+			goto fail;
+		a->n_fat++;
+	}
+	a->vstats = vstats_new();
+	a->receipts = receipts_new();
+	if (!a->vstats || !a->receipts)
+		goto fail;
+	if (alloc_bg_start(a) < 0)
+		goto fail;
+	return a;
+fail:
+	alloc_free(a);
+	return NULL;
+}
+
+void alloc_free(struct alloc_ctx *a)
+{
+	if (!a)
+		return;
+	alloc_bg_stop(a);
+	workq_free(a->workq);
+	if (a->receipts && a->vstats)
+		receipts_send(a, false);
+	receipts_free(a->receipts);
+	vstats_free(a->vstats);
+	for (size_t i = 0; i < a->n_fat; i++)
+		free(a->fat_addrs[i]);
+	free(a->fat_addrs);
+	free(a->vaddrs);
+	free(a->leases);
+	free(a->bad);
+	pthread_mutex_destroy(&a->fat_lock);
+	pthread_mutex_destroy(&a->vol_lock);
+	pthread_mutex_destroy(&a->vaddr_lock);
+	pthread_mutex_destroy(&a->vaddr_refresh_lock);
+	pthread_mutex_destroy(&a->workq_lock);
+	free(a);
+}
+
+int alloc_fat_call(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out)
+{
+	uint64_t start = now_ms();
+	uint64_t deadline = start + 3 * (uint64_t)a->timeout_ms;
+	uint64_t backoff = BACKOFF_MIN_MS;
+	size_t idx, first, tries = 0;
+	int rc = -ETIMEDOUT;
+	static const Pstore__Empty empty = PSTORE__EMPTY__INIT;
+
+	if (!req)
+		req = &empty.base;
+	pthread_mutex_lock(&a->fat_lock);
+	idx = first = a->fat_good;
+	pthread_mutex_unlock(&a->fat_lock);
+	for (;;) {
+		char err[256] = "";
+		uint64_t now = now_ms();
+		int t;
+
+		if (now >= deadline && tries > 0)
+			break;
+		t = (int)MIN((uint64_t)a->timeout_ms, deadline > now ? deadline - now : 1);
+		if (t < 100)
+			t = 100;
+		memset(out, 0, sizeof(*out));
+		rc = xport_call(a->pool, a->fat_addrs[idx % a->n_fat], type, req, NULL, 0,
+				resp_desc, out, t, err, sizeof(err));
+		tries++;
+		if (rc == 0) {
+			pthread_mutex_lock(&a->fat_lock);
+			a->fat_good = idx % a->n_fat;
+			pthread_mutex_unlock(&a->fat_lock);
+			return 0;
+		}
+		xport_reply_clear(out);
+		if (!alloc_err_transient(rc)) {
+			log_debug("alloc: FAT %s answered type %u with %s%s%s",
+				  a->fat_addrs[idx % a->n_fat], type, strerror(-rc),
+				  err[0] ? ": " : "", err);
+			return rc;
+		}
+		log_debug("alloc: FAT %s unreachable for type %u: %s",
+			  a->fat_addrs[idx % a->n_fat], type, strerror(-rc));
+		idx++;
+		if (idx % a->n_fat == first % a->n_fat) {
+			/* a full round failed: back off before the next one */
+			now = now_ms();
+			if (now + backoff >= deadline)
+				break;
+			sleep_ms(backoff);
+			backoff = MIN(backoff * 2, (uint64_t)BACKOFF_MAX_MS);
+		}
+	}
+	log_warn("alloc: no FAT server answered (type %u, %zu tries in %llu ms): %s", type,
+		 tries, (unsigned long long)(now_ms() - start), strerror(-rc));
+	return rc;
+}
+
+/* ---- volumes ---- */
+
+static int volume_from_msg(const Pstore__VolumeInfo *vi, struct alloc_volume *out)
+{
+	if (!vi || !vi->name || !vi->name[0] || strlen(vi->name) >= sizeof(out->name) ||
+	    vi->id.len != CHUNK_OWNER_LEN || vi->copies < 1 || vi->copies > CHUNK_MAX_CHAIN ||
+	    vi->chunk_size < 1 || vi->chunk_size > CHUNK_MAX_RAW) {
+		log_err("alloc: FAT sent an invalid volume description");
+		return -EBADMSG;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", vi->name);
+	memcpy(out->id, vi->id.data, CHUNK_OWNER_LEN);
+	out->copies = vi->copies;
+	out->chunk_size = vi->chunk_size;
+	out->revision = vi->revision;
+	return 0;
+}
+
+int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
+			uint32_t chunk_size, struct alloc_volume *out)
+{
+	Pstore__VolumeInfo vi = PSTORE__VOLUME_INFO__INIT;
+	struct xport_reply rep = {0};
+	struct alloc_volume v;
+	int rc;
+
+	if (!name || !name[0] || strlen(name) >= sizeof(v.name) || copies < 1 ||
+	    copies > CHUNK_MAX_CHAIN || chunk_size < 1 || chunk_size > CHUNK_MAX_RAW)
+		return -EINVAL;
+	vi.name = (char *)name;
+	vi.copies = copies;
+	vi.chunk_size = chunk_size;
+	rc = alloc_fat_call(a, MSG_VOLUME_CREATE, &vi.base, &pstore__volume_info__descriptor,
+			    &rep);
+	if (rc < 0)
+		return rc;
+	rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &v);
+	xport_reply_clear(&rep);
+	if (rc == 0 && out)
+		*out = v;
+	return rc;
+}
+
+int alloc_volume_open(struct alloc_ctx *a, const char *name, struct alloc_volume *out)
+{
+	Pstore__VolumeGet vg = PSTORE__VOLUME_GET__INIT;
+	struct xport_reply rep = {0};
+	struct alloc_volume v;
+	int rc;
+
+	if (!name || !name[0] || strlen(name) >= sizeof(v.name))
+		return -EINVAL;
+	vg.name = (char *)name;
+	rc = alloc_fat_call(a, MSG_VOLUME_GET, &vg.base, &pstore__volume_info__descriptor, &rep);
+	if (rc < 0)
+		return rc;
+	rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &v);
+	xport_reply_clear(&rep);
+	if (rc < 0)
+		return rc;
+	if (strcmp(v.name, name) != 0) {
+		log_err("alloc: asked for volume '%s', FAT answered '%s'", name, v.name);
+		return -EBADMSG;
+	}
+	pthread_mutex_lock(&a->vol_lock);
+	a->vol = v;
+	a->have_vol = true;
+	pthread_mutex_unlock(&a->vol_lock);
+	if (out)
+		*out = v;
+	return 0;
+}
+
+const struct alloc_volume *alloc_volume(const struct alloc_ctx *a)
+{
+	/* set once by alloc_volume_open, before the file system serves requests */
+	return a->have_vol ? &a->vol : NULL;
+}
+
+int alloc_volume_get(struct alloc_ctx *a, struct alloc_volume *out)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&a->vol_lock);
+	if (a->have_vol)
+		*out = a->vol;
+	else
+		rc = -ENOENT;
+	pthread_mutex_unlock(&a->vol_lock);
+	return rc;
+}
+
+/* ---- metadata mirror, statfs ---- */
+
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, MIN(al, bl));
+
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
+{
+	struct alloc_volume vol;
+	uint8_t *after = NULL;
+	size_t after_len = 0;
+	int rc;
+
+	rc = alloc_volume_get(a, &vol);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		Pstore__ListRequest lr = PSTORE__LIST_REQUEST__INIT;
+		struct xport_reply rep = {0};
+		Pstore__MetaListReply *ml;
+		bool more;
+
+		lr.volume = vol.name;
+		lr.after.data = after;
+		lr.after.len = after_len;
+		lr.limit = META_PAGE;
+		rc = alloc_fat_call(a, MSG_META_LIST, &lr.base, &pstore__meta_list_reply__descriptor,
+				    &rep);
+		if (rc < 0)
+			break;
+		ml = (Pstore__MetaListReply *)rep.msg;
+		if (ml->n_items > META_PAGE || (ml->more && ml->n_items == 0)) {
+			log_err("alloc: FAT sent a bad metadata page (%zu items)", ml->n_items);
+			rc = -EBADMSG;
+		}
+		for (size_t i = 0; rc == 0 && i < ml->n_items; i++) {
+			Pstore__MetaOp *m = ml->items[i];
+
+			/* keys must ascend, or paging could loop forever */
+			if (after_len || after) {
+				if (key_cmp(m->key.data, m->key.len, after, after_len) <= 0) {
+					log_err("alloc: FAT sent metadata keys out of order");
+					rc = -EBADMSG;
+					break;
+				}
+			}
+			free(after);
+			after = malloc(m->key.len ? m->key.len : 1);
+			if (!after) {
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(after, m->key.data, m->key.len);
+			after_len = m->key.len;
+			if (m->del)
+				continue;
+			rc = cb(m->key.data, m->key.len, m->value.data, m->value.len, arg);
+		}
+		more = ml->more;
+		xport_reply_clear(&rep);
+		if (rc != 0 || !more)
+			break;
+	}
+	free(after);
+	return rc;
+}
+
+int alloc_statfs(struct alloc_ctx *a, uint64_t *capacity, uint64_t *free_b, uint64_t *used)
+{
+	struct xport_reply rep = {0};
+	Pstore__StatfsReply *sr;
+	int rc;
+
+	rc = alloc_fat_call(a, MSG_STATFS, NULL, &pstore__statfs_reply__descriptor, &rep);
+	if (rc < 0)
+		return rc;
+	sr = (Pstore__StatfsReply *)rep.msg;
+	if (capacity)
+		*capacity = sr->capacity;
+	if (free_b)
+		*free_b = sr->free;
+	if (used)
+		*used = sr->used;
+	xport_reply_clear(&rep);
+	return 0;
+}
+
+/* ---- vendor addresses ---- */
+
+static int vaddr_find(struct alloc_ctx *a, uint32_t id, char *addr, size_t len)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&a->vaddr_lock);
+	for (size_t i = 0; i < a->n_vaddrs; i++)
+		if (a->vaddrs[i].id == id) {
+			snprintf(addr, len, "%s", a->vaddrs[i].addr);
+			rc = strlen(a->vaddrs[i].addr) < len ? 0 : -ENAMETOOLONG;
+			break;
+		}
+	pthread_mutex_unlock(&a->vaddr_lock);
+	return rc;
+}
+
+/* Caller holds vaddr_lock. */
+static int vaddr_set_locked(struct alloc_ctx *a, uint32_t id, const char *addr)
+{
+	struct vaddr_ent *ne;
+
+	for (size_t i = 0; i < a->n_vaddrs; i++)
+		if (a->vaddrs[i].id == id) {
+			snprintf(a->vaddrs[i].addr, sizeof(a->vaddrs[i].addr), "%s", addr);
+			return 0;
+		}
+	ne = realloc(a->vaddrs, (a->n_vaddrs + 1) * sizeof(*ne));
+	if (!ne)
+		return -ENOMEM;
+	a->vaddrs = ne;
+	ne[a->n_vaddrs].id = id;
+	snprintf(ne[a->n_vaddrs].addr, sizeof(ne[a->n_vaddrs].addr), "%s", addr);
+	a->n_vaddrs++;
+	return 0;
+}
+
+void alloc_vendor_learn(struct alloc_ctx *a, uint32_t vendor_id, const char *addr)
+{
+	if (vendor_id == 0 || !addr || !addr[0] || strlen(addr) >= ALLOC_ADDR_LEN)
+		return;
+	pthread_mutex_lock(&a->vaddr_lock);
+	vaddr_set_locked(a, vendor_id, addr);
+	pthread_mutex_unlock(&a->vaddr_lock);
+}
+
+static int vaddr_refresh(struct alloc_ctx *a, uint64_t min_age_ms)
+{
+	struct xport_reply rep = {0};
+	Pstore__VendorListReply *vl;
+	uint64_t last;
+	int rc;
+
+	pthread_mutex_lock(&a->vaddr_refresh_lock);
+	pthread_mutex_lock(&a->vaddr_lock);
+	last = a->vaddr_refresh_ms;
+	pthread_mutex_unlock(&a->vaddr_lock);
+	if (last && now_ms() - last < min_age_ms) {
+		rc = 0; /* someone refreshed recently (maybe while we waited) */
+		goto out;
+	}
+	rc = alloc_fat_call(a, MSG_VENDOR_LIST, NULL, &pstore__vendor_list_reply__descriptor,
+			    &rep);
+	pthread_mutex_lock(&a->vaddr_lock);
+	a->vaddr_refresh_ms = now_ms();
+	if (rc == 0) {
+		vl = (Pstore__VendorListReply *)rep.msg;
+		for (size_t i = 0; i < vl->n_vendors; i++) {
+			const Pstore__VendorRecord *r = vl->vendors[i];
+
+			if (r->id == 0 || !r->address || !r->address[0] ||
+			    strlen(r->address) >= ALLOC_ADDR_LEN)
+				continue;
+			vaddr_set_locked(a, r->id, r->address);
+		}
+	}
+	pthread_mutex_unlock(&a->vaddr_lock);
+	xport_reply_clear(&rep);
+out:
+	pthread_mutex_unlock(&a->vaddr_refresh_lock);
+	return rc;
+}
+
+int alloc_vendor_addr(struct alloc_ctx *a, uint32_t vendor_id, char *addr, size_t len)
+{
+	uint64_t last;
+	int rc;
+
+	if (vendor_id == 0 || !addr || len == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&a->vaddr_lock);
+	last = a->vaddr_refresh_ms;
+	pthread_mutex_unlock(&a->vaddr_lock);
+	if (last == 0 || now_ms() - last >= VADDR_MAX_AGE_MS)
+		vaddr_refresh(a, VADDR_MAX_AGE_MS);
+	rc = vaddr_find(a, vendor_id, addr, len);
+	if (rc != -ENOENT)
+		return rc;
+	vaddr_refresh(a, VADDR_MIN_REFRESH_MS);
+	return vaddr_find(a, vendor_id, addr, len);
+}

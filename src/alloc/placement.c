@@ -1,0 +1,178 @@
+/*
+ * placement.c - the provisional FAT as the client sees it: the candidate
+ * vendors of a session's leases, how many bytes each may still take, which
+ * ones failed, and the choice of a replica chain for a chunk.
+ *
+ * Rules: a chain holds distinct vendors of ONE lease (the chunk header names
+ * a single lease, and each hop's token must be of that lease); every hop has
+ * room for the chunk within its reservation; chain heads rotate over the
+ * candidates so that all of them receive first copies (the client's uplink
+ * then spreads over all vendors).  Pure bookkeeping without locks or I/O:
+ * the session's lock protects a struct place, and the unit tests drive it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc_int.h"
+
+void place_init(struct place *p) { memset(p, 0, sizeof(*p)); }
+
+void place_clear(struct place *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->c[i].token);
+	free(p->c);
+	free(p->failed);
+	memset(p, 0, sizeof(*p));
+}
+
+bool place_is_failed(const struct place *p, uint32_t vendor_id)
+{
+	for (size_t i = 0; i < p->n_failed; i++)
+		if (p->failed[i] == vendor_id)
+			return true;
+	return false;
+}
+
+int place_add(struct place *p, uint32_t vendor_id, const char *addr, uint64_t lease_id,
+	      uint64_t reserved, const uint8_t *token, size_t token_len)
+{
+	struct place_cand *c;
+
+	if (vendor_id == 0 || !addr || !addr[0] || strlen(addr) >= ALLOC_ADDR_LEN ||
+	    lease_id == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->c[i].vendor_id == vendor_id && p->c[i].lease_id == lease_id)
+			return 0;
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? 2 * p->cap : 8;
+		struct place_cand *nc = realloc(p->c, ncap * sizeof(*nc));
+
+		if (!nc)
+			return -ENOMEM;
+		p->c = nc;
+		p->cap = ncap;
+	}
+	c = &p->c[p->n];
+	memset(c, 0, sizeof(*c));
+	if (token_len) {
+		c->token = malloc(token_len);
+		if (!c->token)
+			return -ENOMEM;
+		memcpy(c->token, token, token_len);
+		c->token_len = token_len;
+	}
+	c->vendor_id = vendor_id;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->lease_id = lease_id;
+	c->reserved = reserved;
+	c->failed = place_is_failed(p, vendor_id);
+	p->n++;
+	return 0;
+}
+
+static bool in_list(const uint32_t *l, unsigned n, uint32_t v)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (l[i] == v)
+			return true;
+	return false;
+}
+
+static bool eligible(const struct place_cand *c, uint64_t lease, uint64_t size,
+		     const uint32_t *avoid, unsigned n_avoid)
+{
+	return c->lease_id == lease && !c->failed && c->charged <= c->reserved &&
+	       c->reserved - c->charged >= size && !in_list(avoid, n_avoid, c->vendor_id);
+}
+
+/* Tries one lease: the head is the first eligible candidate at or after
+ * next_head, the other hops follow it in candidate order. */
+static int choose_in_lease(struct place *p, uint64_t lease, uint64_t size, unsigned want,
+			   const uint32_t *avoid, unsigned n_avoid, size_t *out)
+{
+	unsigned got = 0;
+	size_t start = p->next_head % p->n;
+
+	for (size_t k = 0; k < p->n && got < want; k++) {
+		size_t i = (start + k) % p->n;
+		bool dup = false;
+
+		if (!eligible(&p->c[i], lease, size, avoid, n_avoid))
+			continue;
+		for (unsigned j = 0; j < got; j++)
+			if (p->c[out[j]].vendor_id == p->c[i].vendor_id)
+				dup = true;
+		if (!dup)
+			out[got++] = i;
+	}
+	if (got < want)
+		return -ENOSPC;
+	for (unsigned j = 0; j < want; j++)
+		p->c[out[j]].charged += size;
+	p->next_head = out[0] + 1;
+	return 0;
+}
+
+int place_choose(struct place *p, uint64_t size, unsigned want, uint64_t only_lease,
+		 const uint32_t *avoid, unsigned n_avoid, size_t *out)
+{
+	if (want == 0 || want > CHUNK_MAX_CHAIN || p->n == 0)
+		return -ENOSPC;
+	if (only_lease)
+		return choose_in_lease(p, only_lease, size, want, avoid, n_avoid, out);
+	/* leases in the order they were granted: older reservations first */
+	for (size_t i = 0; i < p->n; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i; j++)
+			if (p->c[j].lease_id == p->c[i].lease_id)
+				seen = true;
+		if (seen)
+			continue;
+		if (choose_in_lease(p, p->c[i].lease_id, size, want, avoid, n_avoid, out) == 0)
+			return 0;
+	}
+	return -ENOSPC;
+}
+
+void place_uncharge(struct place *p, size_t idx, uint64_t size)
+{
+	if (idx >= p->n)
+		return;
+	p->c[idx].charged = p->c[idx].charged >= size ? p->c[idx].charged - size : 0;
+}
+
+int place_fail(struct place *p, uint32_t vendor_id)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->c[i].vendor_id == vendor_id)
+			p->c[i].failed = true;
+	if (place_is_failed(p, vendor_id))
+		return 0;
+	if (p->n_failed == p->cap_failed) {
+		size_t ncap = p->cap_failed ? 2 * p->cap_failed : 8;
+		uint32_t *nf = realloc(p->failed, ncap * sizeof(*nf));
+
+		if (!nf)
+			return -ENOMEM;
+		p->failed = nf;
+		p->cap_failed = ncap;
+	}
+	p->failed[p->n_failed++] = vendor_id;
+	return 0;
+}
+
+size_t place_usable(const struct place *p, uint64_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		if (!p->c[i].failed && p->c[i].charged <= p->c[i].reserved &&
+		    p->c[i].reserved - p->c[i].charged >= size)
+			n++;
+	return n;
+}
