@@ -117,8 +117,11 @@ int workq_push(struct workq *q, workq_fn fn, void *arg);
 void workq_free(struct workq *q);
 
 /* ---- the context (fatclient.c) ---- */
+struct alloc_session;
+
 struct alloc_lease_ent {
 	uint64_t lease_id;
+	struct alloc_session *s; /* alive while the entry exists (see bg.c) */
 	uint64_t next_renew_ms; /* monotonic */
 	uint32_t renew_every_ms;
 };
@@ -182,11 +185,17 @@ void alloc_vendor_learn(struct alloc_ctx *a, uint32_t vendor_id, const char *add
 /* True for errors worth trying elsewhere or again (connection-level). */
 bool alloc_err_transient(int rc);
 
+/* ---- upload.c ---- */
+/* Takes the fresh tokens of a lease renewal (called by bg.c with bg_lock held). */
+void alloc_session_renewed(struct alloc_session *s, const Pstore__AllocReply *r);
+
 /* ---- bg.c: the background thread ---- */
 int alloc_bg_start(struct alloc_ctx *a);
 void alloc_bg_stop(struct alloc_ctx *a);
-/* Registers / forgets a lease to renew at half its length. */
-int alloc_bg_lease_add(struct alloc_ctx *a, uint64_t lease_id, uint32_t lease_len_ms);
+/* Registers / forgets a lease of session s to renew at half its length.
+ * A session forgets its leases before it is freed. */
+int alloc_bg_lease_add(struct alloc_ctx *a, struct alloc_session *s, uint64_t lease_id,
+		       uint32_t lease_len_ms);
 void alloc_bg_lease_del(struct alloc_ctx *a, uint64_t lease_id);
 void alloc_bg_kick(struct alloc_ctx *a);
 void alloc_bg_report_bad(struct alloc_ctx *a, const uint8_t chunk_id[CHUNK_ID_LEN],

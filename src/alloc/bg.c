@@ -5,7 +5,8 @@
  * delivers bad-replica reports queued by fetches, so that neither a FUSE
  * read nor a write waits for that bookkeeping.
  *
- * Lease ids are plain numbers here: renewing a lease that a session has just
+ * A renewal brings fresh capability tokens (their expiry follows the
+ * lease's), handed to the session.  Renewing a lease that a session has just
  * committed is answered with an error by the FAT and is harmless.
  */
 #include <errno.h>
@@ -87,16 +88,19 @@ static void renew_due(struct alloc_ctx *a)
 
 			log_debug("alloc: lease %llu renewed until %llu",
 				  (unsigned long long)lease, (unsigned long long)ar->expiry_ms);
-			if (ar->expiry_ms > wall) {
-				uint64_t half = (ar->expiry_ms - wall) / 2;
+			uint64_t half = ar->expiry_ms > wall ? (ar->expiry_ms - wall) / 2 : 0;
 
-				pthread_mutex_lock(&a->bg_lock);
-				for (size_t i = 0; i < a->n_leases; i++)
-					if (a->leases[i].lease_id == lease)
+			/* the entry still exists only if its session is alive: the
+			 * session forgets its leases (under bg_lock) before it is freed */
+			pthread_mutex_lock(&a->bg_lock);
+			for (size_t i = 0; i < a->n_leases; i++)
+				if (a->leases[i].lease_id == lease) {
+					if (half)
 						a->leases[i].next_renew_ms =
 							now + MAX(half, (uint64_t)RENEW_MIN_MS);
-				pthread_mutex_unlock(&a->bg_lock);
-			}
+					alloc_session_renewed(a->leases[i].s, ar);
+				}
+			pthread_mutex_unlock(&a->bg_lock);
 		} else {
 			log_warn("alloc: renewing lease %llu failed: %s", (unsigned long long)lease,
 				 strerror(-rc));
@@ -190,7 +194,8 @@ void alloc_bg_stop(struct alloc_ctx *a)
 	pthread_mutex_destroy(&a->bg_lock);
 }
 
-int alloc_bg_lease_add(struct alloc_ctx *a, uint64_t lease_id, uint32_t lease_len_ms)
+int alloc_bg_lease_add(struct alloc_ctx *a, struct alloc_session *s, uint64_t lease_id,
+		       uint32_t lease_len_ms)
 {
 	int rc = 0;
 	uint32_t every = MAX(lease_len_ms / 2, (uint32_t)RENEW_MIN_MS);
@@ -208,6 +213,7 @@ int alloc_bg_lease_add(struct alloc_ctx *a, uint64_t lease_id, uint32_t lease_le
 		a->cap_leases = ncap;
 	}
 	a->leases[a->n_leases].lease_id = lease_id;
+	a->leases[a->n_leases].s = s;
 	a->leases[a->n_leases].renew_every_ms = every;
 	a->leases[a->n_leases].next_renew_ms = now_ms() + every;
 	a->n_leases++;

@@ -137,7 +137,7 @@ static int grant(struct alloc_session *s, uint64_t bytes)
 	pthread_mutex_unlock(&s->lock);
 	wall = wall_ms();
 	len_ms = r->expiry_ms > wall ? r->expiry_ms - wall : a->lease_ms;
-	alloc_bg_lease_add(a, r->lease_id, (uint32_t)MIN(len_ms, (uint64_t)UINT32_MAX));
+	alloc_bg_lease_add(a, s, r->lease_id, (uint32_t)MIN(len_ms, (uint64_t)UINT32_MAX));
 	log_debug("alloc: lease %llu: %zu candidates for %llu bytes x %u",
 		  (unsigned long long)r->lease_id, added, (unsigned long long)ar.bytes,
 		  ar.copies);
@@ -169,6 +169,32 @@ static int grant_more(struct alloc_session *s, uint64_t seen_gen, uint64_t at_le
 out:
 	pthread_mutex_unlock(&s->grant_lock);
 	return rc;
+}
+
+void alloc_session_renewed(struct alloc_session *s, const Pstore__AllocReply *r)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t k = 0; k < r->n_candidates; k++) {
+		const Pstore__Candidate *c = r->candidates[k];
+
+		if (c->token.len == 0 || c->token.len > MAX_TOKEN)
+			continue;
+		for (size_t i = 0; i < s->place.n; i++) {
+			struct place_cand *pc = &s->place.c[i];
+			uint8_t *t;
+
+			if (pc->lease_id != r->lease_id || pc->vendor_id != c->vendor_id)
+				continue;
+			t = malloc(c->token.len);
+			if (!t)
+				break;
+			memcpy(t, c->token.data, c->token.len);
+			free(pc->token);
+			pc->token = t;
+			pc->token_len = c->token.len;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void session_free(struct alloc_session *s)
@@ -416,7 +442,8 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 
 	memset(c->vendors, 0, sizeof(c->vendors));
 	c->n_vendors = 0;
-	if (c->raw_len > CHUNK_MAX_RAW || (c->raw_len && !c->raw))
+	/* the FAT refuses empty placements: an empty file has no chunk */
+	if (c->raw_len == 0 || c->raw_len > CHUNK_MAX_RAW || !c->raw)
 		return -EINVAL;
 	memset(&h, 0, sizeof(h));
 	rc = chunk_encode(c->raw, c->raw_len, a->zstd_level, &stored, &stored_len, &h.flags,
