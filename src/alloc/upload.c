@@ -497,15 +497,21 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 			chunk_lease = hops[0].lease_id;
 		rc = n_have >= copies ? 0 : -EIO;
 	}
-	if (rc == 0) {
+	if (n_have < copies && rc >= 0)
+		rc = -EIO; /* out of attempts */
+	if (n_have >= copies) {
 		memcpy(c->chunk_id, h.chunk_id, CHUNK_ID_LEN);
 		c->stored_len = stored_len;
 		c->flags = h.flags;
 		memcpy(c->vendors, have, n_have * sizeof(have[0]));
 		c->n_vendors = n_have;
 		rc = record_placed(s, c, chunk_lease);
-	} else if (rc == -EIO || rc == 0) {
-		rc = -EIO;
+	} else {
+		char hex[2 * CHUNK_ID_LEN + 1];
+
+		chunk_id_hex(h.chunk_id, hex);
+		log_err("upload: chunk %s stored on %u of %u vendors: %s", hex, n_have, copies,
+			strerror(-rc));
 	}
 	free(stored);
 	return rc;
