@@ -1,0 +1,289 @@
+/*
+ * fatlink.c - the vendor's link to the FAT servers, on its own thread
+ * ("fatlink") so the loop never blocks: register (VendorHello) with the
+ * first FAT server that answers, then heartbeat every heartbeat_ms with
+ * devices, free space, statistics and the chunks deleted since the last
+ * hello.  A reply carries the FAT's public key (installed for capability
+ * checks) and chunks to delete.  FAT failures rotate to the next address
+ * with backoff and are logged once per outage.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "vendor.h"
+#include "xport.h"
+
+#define FATLINK_CALL_TIMEOUT_MS 5000
+#define FATLINK_MAX_DELETED 10000 /* ids per hello (the FAT's bound) */
+#define FATLINK_BACKOFF_MAX_MS 5000
+#define FATLINK_PRUNE_EVERY_MS 60000
+#define FATLINK_LEASE_KEEP_MS (3600u * 1000u) /* lease records kept after expiry */
+
+struct vendor_fatlink {
+	struct vendord *vd;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;         /* stop requested */
+	bool stop;                   /* lock */
+	uint8_t (*deleted)[CHUNK_ID_LEN]; /* lock: to report in the next hello */
+	size_t ndeleted, capdeleted; /* lock */
+};
+
+void vfatlink_note_deleted(struct vendor_fatlink *fl, const uint8_t id[CHUNK_ID_LEN])
+{
+	pthread_mutex_lock(&fl->lock);
+	if (fl->ndeleted == fl->capdeleted) {
+		size_t nc = fl->capdeleted ? fl->capdeleted * 2 : 64;
+		void *nb = realloc(fl->deleted, nc * CHUNK_ID_LEN);
+
+		if (!nb) {
+			/* The FAT asks again for what we could not report. */
+			pthread_mutex_unlock(&fl->lock);
+			return;
+		}
+		fl->deleted = nb;
+		fl->capdeleted = nc;
+	}
+	memcpy(fl->deleted[fl->ndeleted++], id, CHUNK_ID_LEN);
+	pthread_mutex_unlock(&fl->lock);
+}
+
+/* Waits ms or until stop; returns true if stopping. */
+static bool fl_sleep(struct vendor_fatlink *fl, uint64_t ms)
+{
+	struct timespec dl;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (time_t)(ms / 1000);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&fl->lock);
+	while (!fl->stop && pthread_cond_timedwait(&fl->cond, &fl->lock, &dl) != ETIMEDOUT)
+		;
+	stop = fl->stop;
+	pthread_mutex_unlock(&fl->lock);
+	return stop;
+}
+
+struct hello_buf {
+	Pstore__VendorHello h;
+	Pstore__VendorStats stats;
+	Pstore__DeviceInfo dev[VENDOR_MAX_DEVICES];
+	Pstore__DeviceInfo *pdev[VENDOR_MAX_DEVICES];
+	struct vstore_devinfo info[VENDOR_MAX_DEVICES];
+	ProtobufCBinaryData *deleted;
+	uint8_t (*del_ids)[CHUNK_ID_LEN];
+};
+
+static void hello_build(struct vendor_fatlink *fl, struct hello_buf *b)
+{
+	struct vendord *vd = fl->vd;
+	const struct vendor_config *cfg = vd->cfg;
+	Pstore__VStats vs;
+	int n;
+
+	pstore__vendor_hello__init(&b->h);
+	pstore__vendor_stats__init(&b->stats);
+	b->h.vendor_id = cfg->id;
+	b->h.address = (char *)cfg->address;
+	b->h.zone = (char *)cfg->zone;
+	b->h.bandwidth = cfg->bandwidth;
+	n = vstore_devices(vd->store, b->info, VENDOR_MAX_DEVICES);
+	for (int i = 0; i < n; i++) {
+		pstore__device_info__init(&b->dev[i]);
+		b->dev[i].path = b->info[i].path;
+		b->dev[i].capacity = b->info[i].capacity;
+		b->dev[i].free = MIN(b->info[i].free_bytes, b->info[i].capacity);
+		b->pdev[i] = &b->dev[i];
+	}
+	b->h.n_devices = n > 0 ? (size_t)n : 0;
+	b->h.devices = b->pdev;
+	if (vindex_stats(vstore_index(vd->store), &vs) == 0) {
+		b->stats.chunks = vs.chunks;
+		b->stats.bytes_stored = vs.bytes_stored;
+		b->stats.bytes_from_clients = vs.bytes_from_clients;
+		b->stats.bytes_from_vendors = vs.bytes_from_vendors;
+		b->stats.receipts = vs.receipts;
+		b->stats.receipt_bytes = vs.receipt_bytes;
+		b->stats.pieces = vs.pieces;
+	}
+	b->stats.load = vd->srv ? xport_server_inflight(vd->srv) : 0;
+	b->h.stats = &b->stats;
+
+	/* A snapshot of the deleted ids; removed from the list once the FAT has them. */
+	b->deleted = NULL;
+	b->del_ids = NULL;
+	pthread_mutex_lock(&fl->lock);
+	n = (int)MIN(fl->ndeleted, (size_t)FATLINK_MAX_DELETED);
+	if (n > 0) {
+		b->deleted = calloc((size_t)n, sizeof(*b->deleted));
+		b->del_ids = malloc((size_t)n * CHUNK_ID_LEN);
+		if (b->deleted && b->del_ids) {
+			memcpy(b->del_ids, fl->deleted, (size_t)n * CHUNK_ID_LEN);
+			for (int i = 0; i < n; i++) {
+				b->deleted[i].data = b->del_ids[i];
+				b->deleted[i].len = CHUNK_ID_LEN;
+			}
+			b->h.n_deleted = (size_t)n;
+			b->h.deleted = b->deleted;
+		}
+	}
+	pthread_mutex_unlock(&fl->lock);
+}
+
+static void hello_sent(struct vendor_fatlink *fl, struct hello_buf *b, bool ok)
+{
+	if (ok && b->h.n_deleted > 0) {
+		pthread_mutex_lock(&fl->lock);
+		/* New ids were only appended after the snapshot. */
+		memmove(fl->deleted, fl->deleted + b->h.n_deleted,
+			(fl->ndeleted - b->h.n_deleted) * CHUNK_ID_LEN);
+		fl->ndeleted -= b->h.n_deleted;
+		pthread_mutex_unlock(&fl->lock);
+	}
+	free(b->deleted);
+	free(b->del_ids);
+}
+
+static void apply_reply(struct vendor_fatlink *fl, const Pstore__VendorHelloReply *r)
+{
+	struct vendord *vd = fl->vd;
+	size_t n = MIN(r->n_delete_chunks, (size_t)FATLINK_MAX_DELETED);
+	unsigned done = 0;
+
+	if (vendord_set_fat_key(vd, r->fat_pubkey.data, r->fat_pubkey.len) < 0)
+		log_err("the FAT's reply carries no valid public key (%zu bytes)",
+			r->fat_pubkey.len);
+	for (size_t i = 0; i < n; i++) {
+		const ProtobufCBinaryData *id = &r->delete_chunks[i];
+		int rc;
+
+		if (id->len != CHUNK_ID_LEN)
+			continue;
+		rc = vstore_delete(vd->store, id->data);
+		if (rc == 0 || rc == -ENOENT) {
+			vfatlink_note_deleted(fl, id->data);
+			done += rc == 0;
+		} else {
+			log_warn("deleting a chunk the FAT freed: %s", strerror(-rc));
+		}
+	}
+	if (done)
+		log_info("deleted %u chunks freed by the FAT", done);
+}
+
+static void *fatlink_main(void *arg)
+{
+	struct vendor_fatlink *fl = arg;
+	struct vendord *vd = fl->vd;
+	const struct vendor_config *cfg = vd->cfg;
+	uint64_t backoff = 100, interval = cfg->heartbeat_ms, last_prune = 0;
+	size_t cur = 0, fails_in_round = 0;
+	bool registered = false, outage = false;
+
+	for (;;) {
+		struct hello_buf b;
+		struct xport_reply rep = {0};
+		char err[256] = "";
+		uint16_t type = registered ? MSG_VENDOR_HEARTBEAT : MSG_VENDOR_REGISTER;
+		const char *addr = cfg->fat[cur];
+		int rc;
+
+		hello_build(fl, &b);
+		rc = xport_call(vd->pool, addr, type, &b.h.base, NULL, 0,
+				&pstore__vendor_hello_reply__descriptor, &rep,
+				FATLINK_CALL_TIMEOUT_MS, err, sizeof(err));
+		hello_sent(fl, &b, rc == 0 && rep.msg);
+		if (rc == 0 && rep.msg) {
+			const Pstore__VendorHelloReply *r = (Pstore__VendorHelloReply *)rep.msg;
+
+			if (!registered)
+				log_info("registered with the FAT server at %s", addr);
+			else if (outage)
+				log_info("FAT server at %s answers again", addr);
+			registered = true;
+			outage = false;
+			backoff = 100;
+			fails_in_round = 0;
+			if (r->heartbeat_ms >= 100 && r->heartbeat_ms <= 600000)
+				interval = r->heartbeat_ms;
+			apply_reply(fl, r);
+			xport_reply_clear(&rep);
+			if (now_ms() - last_prune >= FATLINK_PRUNE_EVERY_MS) {
+				uint64_t w = wall_ms();
+
+				last_prune = now_ms();
+				if (w > FATLINK_LEASE_KEEP_MS)
+					vindex_lease_prune(vstore_index(vd->store),
+							   w - FATLINK_LEASE_KEEP_MS);
+			}
+			if (fl_sleep(fl, interval))
+				break;
+			continue;
+		}
+		xport_reply_clear(&rep);
+		if (!outage)
+			log_warn("FAT server %s: %s%s (retrying; logged once per outage)", addr,
+				 err[0] ? err : strerror(rc < 0 ? -rc : EBADMSG),
+				 cfg->n_fat > 1 ? ", trying the next one" : "");
+		outage = true;
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -ECONNREFUSED && rc != -EPROTO)
+			registered = false; /* the FAT refused us: say hello again */
+		cur = (cur + 1) % cfg->n_fat;
+		if (++fails_in_round < cfg->n_fat)
+			continue;
+		fails_in_round = 0;
+		if (fl_sleep(fl, backoff))
+			break;
+		backoff = MIN(backoff * 2, (uint64_t)FATLINK_BACKOFF_MAX_MS);
+	}
+	return NULL;
+}
+
+int vfatlink_start(struct vendord *vd, struct vendor_fatlink **out)
+{
+	struct vendor_fatlink *fl = calloc(1, sizeof(*fl));
+	pthread_condattr_t ca;
+
+	if (!fl)
+		return -ENOMEM;
+	fl->vd = vd;
+	pthread_mutex_init(&fl->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fl->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&fl->thread, NULL, fatlink_main, fl) != 0) {
+		vfatlink_stop(fl);
+		return -EAGAIN;
+	}
+	fl->started = true;
+	pthread_setname_np(fl->thread, "fatlink");
+	*out = fl;
+	return 0;
+}
+
+void vfatlink_stop(struct vendor_fatlink *fl)
+{
+	if (!fl)
+		return;
+	pthread_mutex_lock(&fl->lock);
+	fl->stop = true;
+	pthread_cond_broadcast(&fl->cond);
+	pthread_mutex_unlock(&fl->lock);
+	if (fl->started)
+		pthread_join(fl->thread, NULL);
+	pthread_cond_destroy(&fl->cond);
+	pthread_mutex_destroy(&fl->lock);
+	free(fl->deleted);
+	free(fl);
+}

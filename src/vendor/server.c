@@ -1,0 +1,181 @@
+/*
+ * server.c - request dispatch of pstore-vendord.  The handler runs on the
+ * libevent loop thread and only sorts requests: a ping is answered at once,
+ * chunk puts, gets and receipts go to the worker pool (disk I/O never runs
+ * on the loop), anything else is refused with EOPNOTSUPP.  The get and
+ * receipt handlers live here; the put (with forwarding) is put.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "vendor.h"
+#include "xport.h"
+
+struct vtask {
+	struct vendord *vd;
+	struct xport_req *req;
+};
+
+int vendord_set_fat_key(struct vendord *vd, const uint8_t *pub, size_t len)
+{
+	struct cap_key *k, *old = NULL;
+
+	if (!pub || len != 32)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&vd->key_lock);
+	if (vd->fat_key && memcmp(vd->fat_pub, pub, 32) == 0) {
+		pthread_rwlock_unlock(&vd->key_lock);
+		return 0;
+	}
+	pthread_rwlock_unlock(&vd->key_lock);
+	k = cap_key_from_public(pub);
+	if (!k)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&vd->key_lock);
+	old = vd->fat_key;
+	vd->fat_key = k;
+	memcpy(vd->fat_pub, pub, 32);
+	pthread_rwlock_unlock(&vd->key_lock);
+	if (old)
+		log_warn("the FAT signing key changed");
+	cap_key_free(old);
+	return 0;
+}
+
+static void handle_get(struct vendord *vd, struct xport_req *req)
+{
+	Pstore__ChunkGet *g = (Pstore__ChunkGet *)xport_req_unpack(req, &pstore__chunk_get__descriptor);
+	Pstore__ChunkGetReply r = PSTORE__CHUNK_GET_REPLY__INIT;
+	uint8_t hdr[CHUNK_HDR_LEN], *buf = NULL;
+	uint64_t stored_len = 0;
+	size_t n = 0;
+	int rc;
+
+	if (!g) {
+		xport_reply_error(req, EBADMSG, "ChunkGet does not decode");
+		return;
+	}
+	if (g->chunk_id.len != CHUNK_ID_LEN || g->owner.len != CHUNK_OWNER_LEN) {
+		xport_reply_error(req, EINVAL, "chunk id and owner must be 16 bytes");
+		goto out;
+	}
+	rc = vstore_read(vd->store, g->chunk_id.data, g->owner.data, g->offset, g->length,
+			 CHUNK_HDR_LEN, hdr, &buf, &n, &stored_len);
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			xport_reply_error(req, ENOENT, "no such chunk");
+		else if (rc == -ERANGE)
+			xport_reply_error(req, ERANGE, "offset beyond the chunk's %llu bytes",
+					  (unsigned long long)stored_len);
+		else
+			xport_reply_error(req, -rc, "reading the chunk failed: %s",
+					  strerror(-rc));
+		goto out;
+	}
+	memcpy(buf, hdr, CHUNK_HDR_LEN);
+	r.stored_len = stored_len;
+	r.offset = g->offset;
+	xport_reply(req, &r.base, buf, CHUNK_HDR_LEN + n);
+out:
+	free(buf);
+	pstore__chunk_get__free_unpacked(g, NULL);
+}
+
+static void handle_receipts(struct vendord *vd, struct xport_req *req)
+{
+	Pstore__ReceiptBatch *b =
+		(Pstore__ReceiptBatch *)xport_req_unpack(req, &pstore__receipt_batch__descriptor);
+	Pstore__Empty e = PSTORE__EMPTY__INIT;
+	int rc;
+
+	if (!b) {
+		xport_reply_error(req, EBADMSG, "ReceiptBatch does not decode");
+		return;
+	}
+	if (b->n_receipts > VENDOR_MAX_RECEIPTS) {
+		xport_reply_error(req, E2BIG, "%zu receipts in one batch (at most %d)",
+				  b->n_receipts, VENDOR_MAX_RECEIPTS);
+		goto out;
+	}
+	for (size_t i = 0; i < b->n_receipts; i++) {
+		const Pstore__Receipt *r = b->receipts[i];
+
+		if (r->chunk_id.len != CHUNK_ID_LEN ||
+		    (r->digest.len != 0 && r->digest.len != CHUNK_DIGEST_LEN) ||
+		    r->bytes > CHUNK_MAX_STORED) {
+			xport_reply_error(req, EINVAL, "receipt %zu is malformed", i);
+			goto out;
+		}
+	}
+	rc = vindex_receipts_add(vstore_index(vd->store), b->receipts, b->n_receipts, req->peer);
+	if (rc < 0)
+		xport_reply_error(req, -rc, "recording receipts failed: %s", strerror(-rc));
+	else
+		xport_reply(req, &e.base, NULL, 0);
+out:
+	pstore__receipt_batch__free_unpacked(b, NULL);
+}
+
+static void vtask_run(void *arg, bool cancelled)
+{
+	struct vtask *t = arg;
+	struct xport_req *req = t->req;
+
+	if (cancelled) {
+		xport_reply_error(req, ESHUTDOWN, "vendor is shutting down");
+		free(t);
+		return;
+	}
+	switch (req->type) {
+	case MSG_CHUNK_PUT:
+		vput_handle(t->vd, req);
+		break;
+	case MSG_CHUNK_GET:
+		handle_get(t->vd, req);
+		break;
+	case MSG_RECEIPTS:
+		handle_receipts(t->vd, req);
+		break;
+	default:
+		xport_reply_error(req, EOPNOTSUPP, "unsupported request type %u", req->type);
+		break;
+	}
+	free(t);
+}
+
+void vserver_handle(struct xport_req *req, void *arg)
+{
+	struct vendord *vd = arg;
+	Pstore__Empty e = PSTORE__EMPTY__INIT;
+	struct vtask *t;
+	int rc;
+
+	switch (req->type) {
+	case MSG_PING:
+		xport_reply(req, &e.base, NULL, 0);
+		return;
+	case MSG_CHUNK_PUT:
+	case MSG_CHUNK_GET:
+	case MSG_RECEIPTS:
+		break;
+	default:
+		xport_reply_error(req, EOPNOTSUPP, "request type %u is not served by a vendor",
+				  req->type);
+		return;
+	}
+	t = malloc(sizeof(*t));
+	if (!t) {
+		xport_reply_error(req, ENOMEM, "out of memory");
+		return;
+	}
+	t->vd = vd;
+	t->req = req;
+	rc = vworkq_push(vd->workers, vtask_run, t);
+	if (rc < 0) {
+		free(t);
+		xport_reply_error(req, rc == -EAGAIN ? EAGAIN : ESHUTDOWN,
+				  rc == -EAGAIN ? "vendor busy, retry" : "vendor is shutting down");
+	}
+}

@@ -1,0 +1,598 @@
+/*
+ * store.c - the vendor's piece store.  A chunk's payload is cut into pieces
+ * spread over the devices; each piece is written to a temporary name,
+ * fsynced, renamed and its directory fsynced, and only then is the chunk's
+ * record committed to the LMDB index.  A chunk exists when its record does:
+ * at start every temporary file and every piece file without a record (an
+ * interrupted write) is removed, so kill -9 at any moment loses nothing that
+ * was acknowledged and leaves nothing half-written.
+ *
+ * Operations on one chunk id are serialised (the busy set); different
+ * chunks proceed in parallel on the worker threads.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "vendor.h"
+
+#define VSTORE_BUSY_WAIT_MS 60000
+
+struct vendor_store {
+	struct vendor_index *ix;
+	size_t ndev;
+	struct vendor_device devs[VENDOR_MAX_DEVICES]; /* .used under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t released;  /* a busy id was released */
+	unsigned next_start;      /* lock: rotation of the first device */
+	uint8_t (*busy)[CHUNK_ID_LEN]; /* lock: ids being written or deleted */
+	size_t nbusy, capbusy;
+};
+
+struct vendor_index *vstore_index(struct vendor_store *st) { return st->ix; }
+
+static ssize_t busy_find(struct vendor_store *st, const uint8_t *id)
+{
+	for (size_t i = 0; i < st->nbusy; i++)
+		if (memcmp(st->busy[i], id, CHUNK_ID_LEN) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Waits (bounded) until no other thread works on id, then claims it. */
+static int busy_acquire(struct vendor_store *st, const uint8_t *id)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += VSTORE_BUSY_WAIT_MS / 1000;
+	pthread_mutex_lock(&st->lock);
+	while (busy_find(st, id) >= 0) {
+		if (pthread_cond_timedwait(&st->released, &st->lock, &dl) == ETIMEDOUT) {
+			rc = -EBUSY;
+			goto out;
+		}
+	}
+	if (st->nbusy == st->capbusy) {
+		size_t nc = st->capbusy ? st->capbusy * 2 : 16;
+		void *nb = realloc(st->busy, nc * CHUNK_ID_LEN);
+
+		if (!nb) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		st->busy = nb;
+		st->capbusy = nc;
+	}
+	memcpy(st->busy[st->nbusy++], id, CHUNK_ID_LEN);
+out:
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+static void busy_release(struct vendor_store *st, const uint8_t *id)
+{
+	ssize_t i;
+
+	pthread_mutex_lock(&st->lock);
+	i = busy_find(st, id);
+	if (i >= 0) {
+		memmove(st->busy[i], st->busy[i + 1],
+			(st->nbusy - (size_t)i - 1) * CHUNK_ID_LEN);
+		st->nbusy--;
+	}
+	pthread_cond_broadcast(&st->released);
+	pthread_mutex_unlock(&st->lock);
+}
+
+static struct vendor_device *dev_by_id(struct vendor_store *st, uint32_t id)
+{
+	for (size_t i = 0; i < st->ndev; i++)
+		if (st->devs[i].id == id)
+			return &st->devs[i];
+	return NULL;
+}
+
+static void used_add(struct vendor_store *st, const Pstore__VChunk *rec, bool add)
+{
+	pthread_mutex_lock(&st->lock);
+	for (size_t i = 0; i < rec->n_pieces; i++) {
+		struct vendor_device *d = dev_by_id(st, rec->pieces[i]->device);
+
+		if (!d)
+			continue;
+		if (add)
+			d->used += rec->pieces[i]->length;
+		else
+			d->used -= MIN(d->used, rec->pieces[i]->length);
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+static int used_sum_cb(const uint8_t *id, const Pstore__VChunk *rec, void *arg)
+{
+	(void)id;
+	used_add(arg, rec, true);
+	return 0;
+}
+
+/* ---- writing ---- */
+
+/* Writes one piece durably under its final name. */
+static int piece_write(const struct vendor_device *d, const uint8_t *id, unsigned i,
+		       const uint8_t *buf, size_t len)
+{
+	char path[VENDOR_PATH_MAX + 64], tmp[VENDOR_PATH_MAX + 80], dir[VENDOR_PATH_MAX + 64];
+	char *slash;
+	int fd = -1, rc;
+
+	rc = vdev_piece_path(d, id, i, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	if (mkdir(dir, 0750) == 0) {
+		rc = fsync_dir(d->path);
+		if (rc < 0)
+			return rc;
+	} else if (errno != EEXIST) {
+		return -errno;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	rc = write_full(fd, buf, len);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc < 0) {
+		unlink(tmp);
+		unlink(path);
+	}
+	return rc;
+}
+
+static void pieces_unlink(struct vendor_store *st, const uint8_t *id,
+			  const Pstore__VChunk *rec, size_t n)
+{
+	char path[VENDOR_PATH_MAX + 64];
+
+	for (size_t i = 0; i < n; i++) {
+		struct vendor_device *d = dev_by_id(st, rec->pieces[i]->device);
+
+		if (d && vdev_piece_path(d, id, (unsigned)i, path, sizeof(path)) == 0 &&
+		    unlink(path) < 0 && errno != ENOENT)
+			log_warn("unlink %s: %s", path, strerror(errno));
+	}
+}
+
+int vstore_put(struct vendor_store *st, const struct vstore_put *p)
+{
+	const struct chunk_hdr *h = p->hdr;
+	unsigned np = MIN(MAX(h->pieces, 1u), (unsigned)CHUNK_MAX_PIECES);
+	uint64_t lengths[CHUNK_MAX_PIECES], offsets[CHUNK_MAX_PIECES];
+	uint64_t free_bytes[VENDOR_MAX_DEVICES];
+	unsigned dev_of[CHUNK_MAX_PIECES], start;
+	Pstore__VPiece pieces[CHUNK_MAX_PIECES], *ppieces[CHUNK_MAX_PIECES];
+	Pstore__VChunk rec = PSTORE__VCHUNK__INIT;
+	struct vindex_commit c = {.byte_limit = p->byte_limit,
+				  .lease_expiry = p->lease_expiry,
+				  .from_vendor = p->from_vendor};
+	uint8_t digest[CHUNK_DIGEST_LEN];
+	Pstore__VChunk *old = NULL;
+	size_t written = 0;
+	bool reserved = false;
+	int rc;
+
+	if (!p->digest_verified) {
+		chunk_digest(p->payload, h->stored_len, digest);
+		if (memcmp(digest, h->digest, CHUNK_DIGEST_LEN) != 0)
+			return -EBADMSG;
+	}
+	rc = busy_acquire(st, h->chunk_id);
+	if (rc < 0)
+		return rc;
+
+	rc = vindex_chunk_get(st->ix, h->chunk_id, &old);
+	if (rc == 0) {
+		bool same = old->digest.len == CHUNK_DIGEST_LEN &&
+			    memcmp(old->digest.data, h->digest, CHUNK_DIGEST_LEN) == 0;
+
+		pstore__vchunk__free_unpacked(old, NULL);
+		if (!same) {
+			rc = -EEXIST;
+			goto out;
+		}
+		rc = vindex_count_received(st->ix, p->from_vendor, h->stored_len);
+		rc = rc < 0 ? rc : 1;
+		goto out;
+	}
+	if (rc != -ENOENT)
+		goto out;
+
+	vdev_split(h->stored_len, np, lengths, offsets);
+	pthread_mutex_lock(&st->lock);
+	for (size_t d = 0; d < st->ndev; d++) {
+		uint64_t cap;
+
+		if (vdev_space(&st->devs[d], &cap, &free_bytes[d]) < 0)
+			free_bytes[d] = 0;
+	}
+	start = st->next_start++;
+	rc = vdev_place(free_bytes, st->ndev, start % (unsigned)st->ndev, lengths, np, dev_of);
+	if (rc == 0) {
+		for (unsigned i = 0; i < np; i++)
+			st->devs[dev_of[i]].used += lengths[i];
+		reserved = true;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (rc < 0)
+		goto out;
+
+	for (unsigned i = 0; i < np; i++) {
+		pstore__vpiece__init(&pieces[i]);
+		pieces[i].device = st->devs[dev_of[i]].id;
+		pieces[i].length = lengths[i];
+		pieces[i].offset = offsets[i];
+		ppieces[i] = &pieces[i];
+	}
+	rec.owner.data = (uint8_t *)h->owner;
+	rec.owner.len = CHUNK_OWNER_LEN;
+	rec.lease_id = h->lease_id;
+	rec.header.data = (uint8_t *)p->hdr_bytes;
+	rec.header.len = CHUNK_HDR_LEN;
+	rec.stored_len = h->stored_len;
+	rec.raw_len = h->raw_len;
+	rec.flags = h->flags;
+	rec.digest.data = (uint8_t *)h->digest;
+	rec.digest.len = CHUNK_DIGEST_LEN;
+	rec.n_pieces = np;
+	rec.pieces = ppieces;
+	rec.source = p->from_vendor ? PSTORE__VSOURCE__VSOURCE_VENDOR
+				    : PSTORE__VSOURCE__VSOURCE_CLIENT;
+	rec.time_ms = wall_ms();
+
+	for (written = 0; written < np; written++) {
+		rc = piece_write(&st->devs[dev_of[written]], h->chunk_id, (unsigned)written,
+				 p->payload + offsets[written], lengths[written]);
+		if (rc < 0) {
+			log_err("writing piece %zu on %s: %s", written,
+				st->devs[dev_of[written]].path, strerror(-rc));
+			goto out;
+		}
+	}
+	rc = vindex_chunk_commit(st->ix, h->chunk_id, &rec, &c);
+	if (rc == 0)
+		reserved = false; /* the bytes stay counted as used */
+out:
+	if (rc < 0 && written > 0)
+		pieces_unlink(st, h->chunk_id, &rec, written);
+	if (reserved) {
+		pthread_mutex_lock(&st->lock);
+		for (unsigned i = 0; i < np; i++)
+			st->devs[dev_of[i]].used -= MIN(st->devs[dev_of[i]].used, lengths[i]);
+		pthread_mutex_unlock(&st->lock);
+	}
+	busy_release(st, h->chunk_id);
+	return rc;
+}
+
+/* ---- reading, deleting ---- */
+
+static int piece_read(struct vendor_store *st, const uint8_t *id, unsigned i,
+		      const Pstore__VPiece *pc, uint8_t *out, uint64_t len, uint64_t off)
+{
+	struct vendor_device *d = dev_by_id(st, pc->device);
+	char path[VENDOR_PATH_MAX + 64];
+	int fd, rc;
+
+	if (!d) {
+		log_err("piece %u is on device %u, which is not configured", i, pc->device);
+		return -EIO;
+	}
+	rc = vdev_piece_path(d, id, i, path, sizeof(path));
+	if (rc < 0)
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		log_err("open %s: %s", path, strerror(errno));
+		return rc == -ENOENT ? -EIO : rc;
+	}
+	rc = pread_full(fd, out, len, off);
+	close(fd);
+	if (rc < 0) {
+		log_err("read %s: %s", path, strerror(-rc));
+		return -EIO;
+	}
+	return 0;
+}
+
+int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
+		const uint8_t *owner, uint64_t off, uint64_t len, size_t headroom,
+		uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n, uint64_t *stored_len)
+{
+	Pstore__VChunk *rec = NULL;
+	uint8_t *mem = NULL, *out;
+	uint64_t end, expect = 0;
+	int rc = vindex_chunk_get(st->ix, id, &rec);
+
+	if (rc < 0)
+		return rc;
+	if (owner && (rec->owner.len != CHUNK_OWNER_LEN ||
+		      memcmp(rec->owner.data, owner, CHUNK_OWNER_LEN) != 0)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (rec->header.len != CHUNK_HDR_LEN || rec->stored_len > CHUNK_MAX_STORED) {
+		log_err("index: chunk record with a bad header or size");
+		rc = -EIO;
+		goto out;
+	}
+	if (off > rec->stored_len) {
+		rc = -ERANGE;
+		goto out;
+	}
+	if (len == 0 || len > rec->stored_len - off)
+		len = rec->stored_len - off;
+	end = off + len;
+	if (len > CHUNK_MAX_STORED || headroom > CHUNK_MAX_STORED) {
+		rc = -EINVAL;
+		goto out;
+	}
+	mem = malloc(headroom + len + 1);
+	if (!mem) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	out = mem + headroom;
+	for (size_t i = 0; i < rec->n_pieces; i++) {
+		const Pstore__VPiece *pc = rec->pieces[i];
+		uint64_t ps = pc->offset, pe = pc->offset + pc->length, a, b;
+
+		if (ps != expect || pe < ps || pe > rec->stored_len) {
+			log_err("index: chunk record with inconsistent pieces");
+			rc = -EIO;
+			goto out;
+		}
+		expect = pe;
+		a = MAX(ps, off);
+		b = MIN(pe, end);
+		if (a >= b)
+			continue;
+		rc = piece_read(st, id, (unsigned)i, pc, out + (a - off), b - a, a - ps);
+		if (rc < 0)
+			goto out;
+	}
+	if (expect != rec->stored_len) {
+		log_err("index: pieces do not cover the chunk");
+		rc = -EIO;
+		goto out;
+	}
+	if (off == 0 && len == rec->stored_len) {
+		uint8_t dg[CHUNK_DIGEST_LEN];
+
+		/* A whole read is verified, so a corrupted piece sends the
+		 * client to another replica instead of handing it garbage. */
+		chunk_digest(out, len, dg);
+		if (rec->digest.len != CHUNK_DIGEST_LEN ||
+		    memcmp(dg, rec->digest.data, CHUNK_DIGEST_LEN) != 0) {
+			char hex[2 * CHUNK_ID_LEN + 1];
+
+			chunk_id_hex(id, hex);
+			log_err("chunk %s: stored pieces do not match the digest", hex);
+			rc = -EIO;
+			goto out;
+		}
+	}
+	memcpy(hdr, rec->header.data, CHUNK_HDR_LEN);
+	*buf = mem;
+	*n = len;
+	mem = NULL;
+out:
+	if (rec && rc != -ENOENT)
+		*stored_len = rec->stored_len;
+	free(mem);
+	pstore__vchunk__free_unpacked(rec, NULL);
+	return rc;
+}
+
+int vstore_delete(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN])
+{
+	Pstore__VChunk *rec = NULL;
+	int rc = busy_acquire(st, id);
+
+	if (rc < 0)
+		return rc;
+	rc = vindex_chunk_delete(st->ix, id, &rec);
+	if (rc == 0 && rec) {
+		pieces_unlink(st, id, rec, rec->n_pieces);
+		used_add(st, rec, false);
+		pstore__vchunk__free_unpacked(rec, NULL);
+	}
+	busy_release(st, id);
+	return rc;
+}
+
+/* ---- recovery ---- */
+
+/* Is name "<32 hex>.<i>" naming a piece the index knows on device d? */
+static bool piece_known(struct vendor_store *st, const struct vendor_device *d,
+			const char *name, bool *ours)
+{
+	uint8_t id[CHUNK_ID_LEN];
+	Pstore__VChunk *rec = NULL;
+	char *end;
+	unsigned long i;
+	bool known;
+	char hex[2 * CHUNK_ID_LEN + 1];
+
+	*ours = false;
+	if (strlen(name) < 2 * CHUNK_ID_LEN + 2 || name[2 * CHUNK_ID_LEN] != '.')
+		return false;
+	memcpy(hex, name, 2 * CHUNK_ID_LEN);
+	hex[2 * CHUNK_ID_LEN] = '\0';
+	if (hex_decode(hex, id, CHUNK_ID_LEN) < 0)
+		return false;
+	errno = 0;
+	i = strtoul(name + 2 * CHUNK_ID_LEN + 1, &end, 10);
+	if (*end != '\0' || errno || name[2 * CHUNK_ID_LEN + 1] == '\0')
+		return false;
+	*ours = true;
+	if (vindex_chunk_get(st->ix, id, &rec) < 0)
+		return false;
+	known = i < rec->n_pieces && rec->pieces[i]->device == d->id;
+	pstore__vchunk__free_unpacked(rec, NULL);
+	return known;
+}
+
+static int recover_dir(struct vendor_store *st, const struct vendor_device *d,
+		       const char *dir, unsigned *removed)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	char path[VENDOR_PATH_MAX + 300];
+	size_t nl;
+
+	if (!dp)
+		return -errno;
+	while ((de = readdir(dp)) != NULL) {
+		bool ours, drop;
+
+		if (de->d_name[0] == '.')
+			continue;
+		nl = strlen(de->d_name);
+		if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
+			drop = true;
+		} else {
+			drop = !piece_known(st, d, de->d_name, &ours) && ours;
+		}
+		if (!drop)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0) {
+			(*removed)++;
+			log_info("removed %s (left by an interrupted write)", path);
+		} else {
+			log_warn("unlink %s: %s", path, strerror(errno));
+		}
+	}
+	closedir(dp);
+	return 0;
+}
+
+int vstore_recover(struct vendor_store *st, unsigned *removed)
+{
+	*removed = 0;
+	for (size_t i = 0; i < st->ndev; i++) {
+		const struct vendor_device *d = &st->devs[i];
+
+		for (unsigned b = 0; b < 256; b++) {
+			char dir[VENDOR_PATH_MAX + 8];
+			int rc;
+
+			snprintf(dir, sizeof(dir), "%s/%02x", d->path, b);
+			rc = recover_dir(st, d, dir, removed);
+			if (rc < 0 && rc != -ENOENT)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int vstore_open(char (*devices)[VENDOR_PATH_MAX], size_t n_devices, uint64_t capacity,
+		const char *index_dir, struct vendor_store **out)
+{
+	struct vendor_store *st;
+	uint32_t ids[VENDOR_MAX_DEVICES];
+	unsigned removed = 0;
+	int rc;
+
+	if (n_devices == 0 || n_devices > VENDOR_MAX_DEVICES)
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->released, NULL);
+	rc = vindex_open(index_dir, false, &st->ix);
+	if (rc < 0) {
+		log_err("index %s: %s", index_dir, strerror(-rc));
+		goto fail;
+	}
+	rc = vindex_devices_map(st->ix, devices, n_devices, ids);
+	if (rc < 0)
+		goto fail;
+	st->ndev = n_devices;
+	for (size_t i = 0; i < n_devices; i++) {
+		snprintf(st->devs[i].path, sizeof(st->devs[i].path), "%s", devices[i]);
+		st->devs[i].id = ids[i];
+		st->devs[i].cfg_capacity = capacity;
+		rc = mkdir_p(devices[i], 0750);
+		if (rc < 0) {
+			log_err("device %s: %s", devices[i], strerror(-rc));
+			goto fail;
+		}
+	}
+	rc = vindex_chunk_foreach(st->ix, used_sum_cb, st);
+	if (rc < 0)
+		goto fail;
+	rc = vstore_recover(st, &removed);
+	if (rc < 0) {
+		log_err("removing orphan pieces: %s", strerror(-rc));
+		goto fail;
+	}
+	if (removed)
+		log_info("removed %u files left by interrupted writes", removed);
+	st->next_start = (unsigned)(random_u64() % n_devices);
+	*out = st;
+	return 0;
+fail:
+	vstore_close(st);
+	return rc;
+}
+
+void vstore_close(struct vendor_store *st)
+{
+	if (!st)
+		return;
+	vindex_close(st->ix);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->released);
+	free(st->busy);
+	free(st);
+}
+
+int vstore_devices(struct vendor_store *st, struct vstore_devinfo *out, size_t max)
+{
+	size_t n = MIN(max, st->ndev);
+
+	pthread_mutex_lock(&st->lock);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(out[i].path, sizeof(out[i].path), "%s", st->devs[i].path);
+		if (vdev_space(&st->devs[i], &out[i].capacity, &out[i].free_bytes) < 0) {
+			out[i].capacity = 0;
+			out[i].free_bytes = 0;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	return (int)n;
+}
