@@ -91,7 +91,7 @@ int cmd_vendors(struct cli *c, int argc, char **argv)
 	int opt, rc, ret = CLI_FAIL;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			json = true;

@@ -36,7 +36,7 @@ static int volume_create(struct cli *c, int argc, char **argv)
 	int opt, rc;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
 			if (parse_u64(optarg, &copies) < 0 || copies < 1 ||
@@ -101,7 +101,7 @@ static int volume_list(struct cli *c, int argc, char **argv)
 	int opt, rc, ret = CLI_FAIL;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			json = true;

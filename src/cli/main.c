@@ -118,7 +118,7 @@ static int conf_load(const char *arg, struct cli_conf *cf)
 
 	memset(cf, 0, sizeof(*cf));
 	cf->lease_ms = 60000;
-	cf->timeout_ms = 10000;
+	cf->timeout_ms = 5000;
 	if (!path) {
 		fprintf(stderr, "pstore: no config: give -c FILE or set PSTORE_CONFIG "
 				"(looked for ./.pstore-dev/client.conf and /etc/pstore/client.conf)\n");
