@@ -3,9 +3,12 @@
  * bufferevent_openssl per connection, frames cut out of the input buffer and
  * handed to the daemon's handler as struct xport_req.
  *
- * Replies may come from any thread: a connection is reference counted (each
- * pending request holds a reference) and its bufferevent is only touched
- * under conn->mu, so a reply racing with the peer's disconnect is dropped.
+ * Replies may come from any thread, but only the loop thread touches a
+ * bufferevent (an SSL object must not be used from two threads): a reply is
+ * queued on the server and the loop thread is woken to write it out.  A
+ * connection is reference counted (each pending request and each queued
+ * reply holds a reference), so a reply racing with the peer's disconnect is
+ * dropped.
  * A connection that sends a bad frame is closed; other connections are not
  * affected.  Each connection may have at most XPORT_CONN_MAX_INFLIGHT
  * requests being handled; beyond that it is not read until replies go out.
@@ -46,22 +49,35 @@ __attribute__((constructor)) static void xport_server_global_init(void)
 	evthread_use_pthreads();
 }
 
+/* A reply (or a close order) waiting for the loop thread. */
+struct xport_outq {
+	struct xport_outq *next;
+	struct xport_conn *conn; /* holds a reference */
+	uint8_t *buf;            /* whole frame; NULL = close the connection */
+	size_t len;
+};
+
 struct xport_server {
 	struct event_base *base;
 	struct xport_tls *tls;
 	struct evconnlistener *listener;
+	struct event *wake;      /* activated when outq gets items */
 	xport_handler_fn fn;
 	void *arg;
 	uint16_t port;
-	atomic_uint inflight; /* requests handed out and not yet answered */
+	atomic_uint inflight;    /* requests handed out and not yet answered */
 	atomic_uint nconns;
+	pthread_mutex_t mu;      /* protects outq, conns */
+	struct xport_outq *outq_head, *outq_tail;
+	struct xport_conn *conns; /* open connections (loop thread adds/removes) */
 };
 
 struct xport_conn {
-	pthread_mutex_t mu;          /* protects bev, closed, inflight; never held
-				      * while calling into libevent */
-	struct bufferevent *bev;     /* NULL once closed */
+	struct xport_conn *next, *prev; /* srv->conns, under srv->mu */
+	pthread_mutex_t mu;          /* protects closed, inflight */
+	struct bufferevent *bev;     /* loop thread only; NULL once closed */
 	bool closed;
+	bool doomed;                 /* a close order is queued: read no more */
 	unsigned inflight;
 	atomic_int refs;
 	struct xport_server *srv;
@@ -77,48 +93,104 @@ static void conn_unref(struct xport_conn *c)
 	}
 }
 
-/* Marks c closed and takes its bufferevent out; the caller frees it
- * outside c->mu (lock order: a bufferevent's lock is taken before c->mu by
- * libevent callbacks, so c->mu is never held while calling into libevent). */
-static struct bufferevent *conn_detach_locked(struct xport_conn *c)
-{
-	struct bufferevent *bev = c->bev;
-
-	if (c->closed)
-		return NULL;
-	c->closed = true;
-	c->bev = NULL;
-	atomic_fetch_sub(&c->srv->nconns, 1);
-	return bev;
-}
-
+/* Loop thread only: closes c (idempotent) and drops its own reference. */
 static void conn_close(struct xport_conn *c)
 {
-	struct bufferevent *bev;
+	struct xport_server *srv = c->srv;
 	bool was_open;
 
 	pthread_mutex_lock(&c->mu);
 	was_open = !c->closed;
-	bev = conn_detach_locked(c);
+	c->closed = true;
 	pthread_mutex_unlock(&c->mu);
-	if (bev)
-		bufferevent_free(bev);
-	if (was_open)
-		conn_unref(c); /* the connection's own reference */
+	if (!was_open)
+		return;
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	pthread_mutex_lock(&srv->mu);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&srv->mu);
+	atomic_fetch_sub(&srv->nconns, 1);
+	conn_unref(c); /* the connection's own reference */
 }
 
-/* The connection's bufferevent with a reference held, or NULL if closed. */
-static struct bufferevent *conn_get_bev(struct xport_conn *c)
+/* Any thread: hands a frame (or, with buf NULL, a close order) to the loop. */
+static void conn_enqueue(struct xport_conn *c, uint8_t *buf, size_t len)
 {
-	struct bufferevent *bev = NULL;
+	struct xport_server *srv = c->srv;
+	struct xport_outq *q = calloc(1, sizeof(*q));
 
-	pthread_mutex_lock(&c->mu);
-	if (!c->closed && c->bev) {
-		bev = c->bev;
-		bufferevent_incref(bev);
+	if (!q) {
+		free(buf);
+		return;
 	}
-	pthread_mutex_unlock(&c->mu);
-	return bev;
+	atomic_fetch_add(&c->refs, 1);
+	q->conn = c;
+	q->buf = buf;
+	q->len = len;
+	pthread_mutex_lock(&srv->mu);
+	if (srv->outq_tail)
+		srv->outq_tail->next = q;
+	else
+		srv->outq_head = q;
+	srv->outq_tail = q;
+	pthread_mutex_unlock(&srv->mu);
+	event_active(srv->wake, EV_READ, 0);
+}
+
+static void outq_free_cb(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+
+/* Loop thread: writes queued replies, executes close orders, and resumes
+ * reading on connections that were over their in-flight limit. */
+static void outq_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct xport_server *srv = arg;
+	struct xport_outq *q;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&srv->mu);
+	q = srv->outq_head;
+	srv->outq_head = srv->outq_tail = NULL;
+	pthread_mutex_unlock(&srv->mu);
+	while (q) {
+		struct xport_outq *next = q->next;
+		struct xport_conn *c = q->conn;
+		bool closed;
+
+		pthread_mutex_lock(&c->mu);
+		closed = c->closed;
+		pthread_mutex_unlock(&c->mu);
+		if (!q->buf) {
+			conn_close(c);
+		} else if (closed || !c->bev ||
+			   evbuffer_add_reference(bufferevent_get_output(c->bev), q->buf, q->len,
+						  outq_free_cb, NULL) < 0) {
+			free(q->buf);
+		} else {
+			bufferevent_enable(c->bev, EV_READ);
+			/* frames already buffered while over the in-flight limit */
+			if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+				conn_read_cb(c->bev, c);
+		}
+		conn_unref(c);
+		free(q);
+		q = next;
+	}
 }
 
 static void req_free(struct xport_req *req)
@@ -155,6 +227,10 @@ static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
 
 		pthread_mutex_lock(&c->mu);
 		full = c->inflight >= XPORT_CONN_MAX_INFLIGHT;
+		if (c->closed || c->doomed) {
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
 		pthread_mutex_unlock(&c->mu);
 		if (full) {
 			bufferevent_disable(bev, EV_READ);
@@ -205,9 +281,9 @@ static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
 		pthread_mutex_unlock(&c->mu);
 		atomic_fetch_add(&c->srv->inflight, 1);
 		c->srv->fn(req, c->srv->arg);
-		/* The handler may have closed this connection (xport_req_abort). */
+		/* The handler may have doomed this connection (xport_req_abort). */
 		pthread_mutex_lock(&c->mu);
-		if (c->closed) {
+		if (c->closed || c->doomed) {
 			pthread_mutex_unlock(&c->mu);
 			return;
 		}
@@ -282,8 +358,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			 ntohs(in6->sin6_port));
 	}
 	c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
-							BEV_OPT_DEFER_CALLBACKS);
+						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (!c->bev) {
 		SSL_free(ssl);
 		evutil_closesocket(fd);
@@ -292,6 +367,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	atomic_fetch_add(&srv->nconns, 1);
+	pthread_mutex_lock(&srv->mu);
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	pthread_mutex_unlock(&srv->mu);
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
@@ -354,6 +435,12 @@ struct xport_server *xport_server_new(struct event_base *base, struct xport_tls 
 		return NULL;
 	srv->base = base;
 	srv->tls = tls;
+	pthread_mutex_init(&srv->mu, NULL);
+	srv->wake = event_new(base, -1, 0, outq_drain, srv);
+	if (!srv->wake) {
+		free(srv);
+		return NULL;
+	}
 	srv->fn = fn;
 	srv->arg = arg;
 	srv->listener = evconnlistener_new_bind(
@@ -361,6 +448,7 @@ struct xport_server *xport_server_new(struct event_base *base, struct xport_tls 
 		512, (struct sockaddr *)&ss, sslen);
 	if (!srv->listener) {
 		log_err("cannot listen on %s: %s", listen_addr, strerror(errno));
+		event_free(srv->wake);
 		free(srv);
 		return NULL;
 	}
@@ -385,11 +473,19 @@ unsigned xport_server_inflight(const struct xport_server *srv)
 	return atomic_load(&((struct xport_server *)srv)->inflight);
 }
 
+/* Loop thread (or after the loop stopped): closes every connection and
+ * drops queued replies.  Requests still held by workers keep their
+ * connection object alive until they are answered (then dropped). */
 void xport_server_free(struct xport_server *srv)
 {
 	if (!srv)
 		return;
 	evconnlistener_free(srv->listener);
+	outq_drain(-1, 0, srv);
+	while (srv->conns)
+		conn_close(srv->conns);
+	event_free(srv->wake);
+	pthread_mutex_destroy(&srv->mu);
 	free(srv);
 }
 
@@ -398,17 +494,11 @@ void xport_server_free(struct xport_server *srv)
 static void req_done(struct xport_req *req)
 {
 	struct xport_conn *c = req->conn;
-	struct bufferevent *bev;
 
 	pthread_mutex_lock(&c->mu);
 	if (c->inflight > 0)
 		c->inflight--;
 	pthread_mutex_unlock(&c->mu);
-	bev = conn_get_bev(c);
-	if (bev) {
-		bufferevent_enable(bev, EV_READ);
-		bufferevent_decref(bev);
-	}
 	atomic_fetch_sub(&c->srv->inflight, 1);
 	conn_unref(c);
 	req_free(req);
@@ -417,31 +507,25 @@ static void req_done(struct xport_req *req)
 static int send_frame(struct xport_req *req, uint16_t type, const uint8_t *ctl,
 		      size_t ctl_len, const void *data, size_t data_len)
 {
-	struct xport_conn *c = req->conn;
 	struct xport_frame_hdr h = {.type = type,
 				    .req_id = req->req_id,
 				    .ctl_len = (uint32_t)ctl_len,
 				    .data_len = (uint32_t)data_len};
-	uint8_t raw[XPORT_FRAME_HDR_LEN];
-	struct bufferevent *bev;
-	struct evbuffer *out;
-	int rc = 0;
+	size_t len = XPORT_FRAME_HDR_LEN + ctl_len + data_len;
+	uint8_t *buf;
 
 	if (ctl_len > XPORT_MAX_CTL || data_len > XPORT_MAX_DATA)
 		return -EMSGSIZE;
-	xport_frame_encode(&h, raw);
-	bev = conn_get_bev(c);
-	if (!bev)
-		return -ECONNRESET;
-	out = bufferevent_get_output(bev);
-	evbuffer_lock(out);
-	if (evbuffer_add(out, raw, sizeof(raw)) < 0 ||
-	    (ctl_len && evbuffer_add(out, ctl, ctl_len) < 0) ||
-	    (data_len && evbuffer_add(out, data, data_len) < 0))
-		rc = -ENOMEM;
-	evbuffer_unlock(out);
-	bufferevent_decref(bev);
-	return rc;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	xport_frame_encode(&h, buf);
+	if (ctl_len)
+		memcpy(buf + XPORT_FRAME_HDR_LEN, ctl, ctl_len);
+	if (data_len)
+		memcpy(buf + XPORT_FRAME_HDR_LEN + ctl_len, data, data_len);
+	conn_enqueue(req->conn, buf, len);
+	return 0;
 }
 
 int xport_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
@@ -504,7 +588,10 @@ void xport_req_abort(struct xport_req *req)
 {
 	log_warn("%s (%s): dropping connection after a bad request (type %u)", req->peer_addr,
 		 req->peer, req->type);
-	conn_close(req->conn);
+	pthread_mutex_lock(&req->conn->mu);
+	req->conn->doomed = true;
+	pthread_mutex_unlock(&req->conn->mu);
+	conn_enqueue(req->conn, NULL, 0);
 	req_done(req);
 }
 

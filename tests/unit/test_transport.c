@@ -121,6 +121,8 @@ static int teardown(void **state)
 	event_base_loopbreak(base);
 	pthread_join(loop_thread, NULL);
 	xport_server_free(srv);
+	/* closed bufferevents are finalized by the loop */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	xport_tls_free(stls);
 	xport_tls_free(ctls);
@@ -324,6 +326,6 @@ int main(void)
 		cmocka_unit_test(test_parallel_callers),
 	};
 
-	log_init("test_transport", LOG_WARN);
+	log_init("test_transport", getenv("XPORT_DEBUG") ? LOG_DEBUG : LOG_WARN);
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
