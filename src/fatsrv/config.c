@@ -63,6 +63,21 @@ static int set_u32(struct parse_state *ps, const char *section, const char *name
 	return 1;
 }
 
+int fat_listen_host(const char *listen, char *host, size_t hostlen)
+{
+	char tmp[sizeof(((struct fat_config *)0)->listen)];
+	size_t n = strlen(listen);
+	uint16_t port;
+
+	if (n >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, listen, n + 1);
+	/* port 0 (the kernel picks one) is fine for a listener */
+	if (n >= 2 && strcmp(tmp + n - 2, ":0") == 0)
+		tmp[n - 1] = '1';
+	return parse_hostport(tmp, host, hostlen, &port);
+}
+
 static int on_fatd(struct parse_state *ps, const char *name, const char *value)
 {
 	struct fat_config *c = ps->c;
@@ -72,9 +87,8 @@ static int on_fatd(struct parse_state *ps, const char *name, const char *value)
 		return set_u32(ps, s, name, value, 1, INT32_MAX, &c->id);
 	if (strcmp(name, "listen") == 0) {
 		char host[128];
-		uint16_t port;
 
-		if (parse_hostport(value, host, sizeof(host), &port) < 0)
+		if (fat_listen_host(value, host, sizeof(host)) < 0)
 			return bad(ps, s, name, "expected host:port (e.g. 127.0.0.1:7000)");
 		return set_str(ps, s, name, value, c->listen, sizeof(c->listen),
 			       &ps->seen_listen);

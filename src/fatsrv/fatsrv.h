@@ -91,6 +91,8 @@ void fat_config_defaults(struct fat_config *c);
 /* Parses path into c; on error logs "file:line: key: why" and returns -EINVAL
  * (-ENOENT if the file cannot be read). */
 int fat_config_load(const char *path, struct fat_config *c);
+/* Host part of a listen address "host:port" (port 0 allowed).  0 or -EINVAL. */
+int fat_listen_host(const char *listen, char *host, size_t hostlen);
 
 /* ---- ctx.c ---- */
 /* Takes ownership of store and key. */

@@ -118,7 +118,7 @@ static int run(const struct fat_config *cfg)
 	srv = xport_server_new(d.base, tls, cfg->listen, fat_dispatch, &d.fc);
 	if (!srv)
 		goto out; /* logged by the transport */
-	if (parse_hostport(cfg->listen, host, sizeof(host), &port) < 0)
+	if (fat_listen_host(cfg->listen, host, sizeof(host)) < 0)
 		goto out;
 	port = xport_server_port(srv);
 	if (strchr(host, ':'))
