@@ -96,6 +96,8 @@ static int ask_mount(const char *path, const char *op, bool with_ino, int timeou
 	json_object_object_add(req, "op", json_object_new_string(op));
 	if (with_ino)
 		json_object_object_add(req, "ino", json_object_new_uint64(*ino));
+	else /* the mount waits as long as we do */
+		json_object_object_add(req, "timeout_ms", json_object_new_int64(timeout_ms));
 	rc = ctl_request(mnt, req, timeout_ms, reply);
 	json_object_put(req);
 	if (rc < 0) {
