@@ -102,18 +102,30 @@ struct hello_op {
 	struct fat_ctx *fc;
 	const Pstore__VendorHello *h;
 	Pstore__VendorHelloReply *r;
+	size_t cap;             /* of r->delete_chunks */
 	bool is_new;
 };
 
 static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
 		      void *arg)
 {
-	Pstore__VendorHelloReply *r = arg;
+	struct hello_op *op = arg;
+	Pstore__VendorHelloReply *r = op->r;
 
 	(void)val;
 	(void)vlen;
 	if (klen != 2 + 4 + CHUNK_ID_LEN)
 		return 0; /* not ours; keys.c never makes such a key */
+	if (r->n_delete_chunks == op->cap) {
+		size_t cap = op->cap ? op->cap * 2 : 64;
+		ProtobufCBinaryData *a = realloc(r->delete_chunks, cap * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		memset(a + op->cap, 0, (cap - op->cap) * sizeof(*a));
+		r->delete_chunks = a;
+		op->cap = cap;
+	}
 	return fat_bytes_set(&r->delete_chunks[r->n_delete_chunks++], key + 6, CHUNK_ID_LEN);
 }
 
@@ -124,8 +136,10 @@ static int hello_fn(struct fat_txn *t, void *arg)
 	struct fat_key k;
 	int rc;
 
-	for (size_t i = 0; i < op->r->n_delete_chunks; i++)
+	for (size_t i = 0; i < op->r->n_delete_chunks; i++) {
 		free(op->r->delete_chunks[i].data);
+		op->r->delete_chunks[i].data = NULL;
+	}
 	op->r->n_delete_chunks = 0;
 	rc = fat_vendor_load(t, op->h->vendor_id, &v);
 	op->is_new = rc == -ENOENT;
@@ -151,7 +165,7 @@ static int hello_fn(struct fat_txn *t, void *arg)
 			return fat_fail(op->fc, rc, "cannot update pending deletions");
 	}
 	fat_key_pending_prefix(&k, op->h->vendor_id);
-	rc = fat_txn_scan(t, k.b, k.len, NULL, 0, FAT_MAX_DELETES, pending_cb, op->r, NULL);
+	rc = fat_txn_scan(t, k.b, k.len, NULL, 0, FAT_MAX_DELETES, pending_cb, op, NULL);
 	if (rc < 0)
 		return fat_fail(op->fc, rc, "cannot list pending deletions");
 	return 0;
@@ -172,8 +186,7 @@ int fat_vendor_hello(struct fat_ctx *fc, const Pstore__VendorHello *req,
 	if (!r)
 		return -ENOMEM;
 	pstore__vendor_hello_reply__init(r);
-	r->delete_chunks = calloc(FAT_MAX_DELETES, sizeof(*r->delete_chunks));
-	if (!r->delete_chunks || fat_bytes_set(&r->fat_pubkey, fc->pubkey, 32) < 0) {
+	if (fat_bytes_set(&r->fat_pubkey, fc->pubkey, 32) < 0) {
 		fat_rec_free(r);
 		return -ENOMEM;
 	}

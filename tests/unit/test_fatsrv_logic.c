@@ -548,6 +548,48 @@ static void test_free_and_pending_deletions(void **state)
 	fat_rec_free(vi);
 }
 
+static void test_many_pending_deletions(void **state)
+{
+	struct fx *f = *state;
+	Pstore__VolumeInfo *vi = mkvol(&f->fc, "v", 1);
+	Pstore__VendorHelloReply *hr;
+	Pstore__AllocReply *r;
+	ProtobufCBinaryData freed[15];
+	struct commit_b b;
+	uint8_t ids[15][16];
+
+	hello(&f->fc, 1, 1u << 30, NULL, 0, NULL);
+	for (int round = 0; round < 6; round++) {
+		r = alloc(&f->fc, "v", 1u << 20, 0, 0);
+		cb_init(&b, "v", r->lease_id, true);
+		for (int i = 0; i < 15; i++)
+			memcpy(ids[i], cb_place(&b, 100, 1, 0), 16);
+		commit(&f->fc, &b, 0);
+		fat_rec_free(r);
+		cb_init(&b, "v", 0, false);
+		for (int i = 0; i < 15; i++) {
+			freed[i].data = ids[i];
+			freed[i].len = 16;
+		}
+		b.req.freed = freed;
+		b.req.n_freed = 15;
+		commit(&f->fc, &b, 0);
+	}
+	assert_int_equal(USED(&f->fc, 1), 0);
+	hello(&f->fc, 1, 1u << 30, NULL, 0, &hr);
+	assert_int_equal(hr->n_delete_chunks, 90);
+	/* the vendor confirms them all: nothing pending any more */
+	{
+		Pstore__VendorHelloReply *hr2;
+
+		hello(&f->fc, 1, 1u << 30, hr->delete_chunks, hr->n_delete_chunks, &hr2);
+		assert_int_equal(hr2->n_delete_chunks, 0);
+		fat_rec_free(hr2);
+	}
+	fat_rec_free(hr);
+	fat_rec_free(vi);
+}
+
 static void test_expiry_and_renew(void **state)
 {
 	struct fx *f = *state;
@@ -955,6 +997,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_failed_vendors_released, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_and_pending_deletions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_pending_deletions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry_and_renew, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_and_chunk_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_statfs_and_bad, setup, teardown),
