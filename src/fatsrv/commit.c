@@ -63,8 +63,8 @@ static int get_lease(struct commit_op *op, struct fat_txn *t, uint64_t id,
 	if ((*out)->volume_id.len != op->vi->id.len ||
 	    memcmp((*out)->volume_id.data, op->vi->id.data, op->vi->id.len) != 0) {
 		fat_rec_free(*out);
-		return fat_fail(op->fc, -EINVAL, "lease %016" PRIx64 " belongs to another volume",
-				id);
+		return fat_fail(op->fc, -EINVAL,
+				"lease %016" PRIx64 " belongs to another volume", id);
 	}
 	op->leases[op->n_leases++] = *out;
 	return 0;
@@ -116,14 +116,17 @@ static int place_one(struct commit_op *op, struct fat_txn *t, const Pstore__Chun
 	for (size_t i = 0; i < p->n_vendors; i++) {
 		for (size_t j = 0; j < i; j++)
 			if (p->vendors[i] == p->vendors[j])
-				return fat_fail(fc, -EINVAL, "vendor %u listed twice for a chunk",
+				return fat_fail(fc, -EINVAL,
+						"vendor %u listed twice for a chunk",
 						p->vendors[i]);
 		if (!lease_res(l, p->vendors[i]))
-			return fat_fail(fc, -EINVAL, "vendor %u is not a candidate of lease %016" PRIx64,
+			return fat_fail(fc, -EINVAL,
+					"vendor %u is not a candidate of lease %016" PRIx64,
 					p->vendors[i], lease_id);
 	}
 	fat_key_chunk(&k, op->vi->id.data, p->chunk_id.data);
-	rc = fat_rec_get(t, &k, &pstore__chunk_placement__descriptor, (ProtobufCMessage **)&old);
+	rc =
+	    fat_rec_get(t, &k, &pstore__chunk_placement__descriptor, (ProtobufCMessage **)&old);
 	if (rc == 0) {
 		bool same = same_placement(old, p);
 
@@ -144,8 +147,8 @@ static int place_one(struct commit_op *op, struct fat_txn *t, const Pstore__Chun
 			return fat_fail(fc, rc, "cannot read vendor %u", p->vendors[i]);
 		if (!l->released && p->size > res->remaining)
 			log_warn("lease %016" PRIx64 ": vendor %u got %" PRIu64
-				 " bytes over its reservation", l->id, v->id,
-				 p->size - res->remaining);
+				 " bytes over its reservation",
+				 l->id, v->id, p->size - res->remaining);
 		res->remaining -= conv;
 		v->reserved -= MIN(v->reserved, conv);
 		v->used += p->size;
@@ -210,7 +213,8 @@ static int meta_one(struct commit_op *op, struct fat_txn *t, const Pstore__MetaO
 		return fat_fail(op->fc, -EINVAL, "metadata key must be 1..%zu bytes",
 				op->meta_max_key);
 	if (m->value.len > FAT_META_MAX_VAL)
-		return fat_fail(op->fc, -EINVAL, "metadata value over %u bytes", FAT_META_MAX_VAL);
+		return fat_fail(op->fc, -EINVAL, "metadata value over %u bytes",
+				FAT_META_MAX_VAL);
 	rc = fat_key_meta(&k, op->vi->id.data, m->key.data, m->key.len);
 	if (rc < 0)
 		return fat_fail(op->fc, rc, "bad metadata key");
@@ -267,14 +271,15 @@ static int commit_fn(struct fat_txn *t, void *arg)
 		rc = fat_rec_get(t, &k, &pstore__fat_request__descriptor,
 				 (ProtobufCMessage **)&prev);
 		if (rc == 0) {
-			bool same_vol = prev->volume_id.len == op->vi->id.len &&
-					memcmp(prev->volume_id.data, op->vi->id.data,
-					       op->vi->id.len) == 0;
+			bool same_vol =
+			    prev->volume_id.len == op->vi->id.len &&
+			    memcmp(prev->volume_id.data, op->vi->id.data, op->vi->id.len) == 0;
 
 			op->revision = prev->revision;
 			fat_rec_free(prev);
 			if (!same_vol)
-				return fat_fail(fc, -EINVAL, "request id reused on another volume");
+				return fat_fail(fc, -EINVAL,
+						"request id reused on another volume");
 			op->replayed = true;
 			return 0;
 		}
@@ -339,8 +344,7 @@ static int commit_fn(struct fat_txn *t, void *arg)
 	return 0;
 }
 
-int fat_commit(struct fat_ctx *fc, const Pstore__CommitRequest *req,
-	       Pstore__CommitReply **out)
+int fat_commit(struct fat_ctx *fc, const Pstore__CommitRequest *req, Pstore__CommitReply **out)
 {
 	struct commit_op op = {.fc = fc, .req = req};
 	Pstore__CommitReply *r;
@@ -353,8 +357,8 @@ int fat_commit(struct fat_ctx *fc, const Pstore__CommitRequest *req,
 	    req->n_meta > FAT_META_MAX_OPS || req->n_failed_vendors > 1024)
 		return fat_fail(fc, -E2BIG, "commit too large");
 	/* "m/" + volume id + key must fit the backend's keys */
-	op.meta_max_key = MIN((size_t)FAT_META_MAX_KEY,
-			      fc->store->max_key - 2 - FAT_VOLUME_ID_LEN);
+	op.meta_max_key =
+	    MIN((size_t)FAT_META_MAX_KEY, fc->store->max_key - 2 - FAT_VOLUME_ID_LEN);
 	rc = fat_store_run(fc->store, false, commit_fn, &op);
 	if (rc == 0) {
 		r = malloc(sizeof(*r));

@@ -29,8 +29,7 @@ void fat_config_defaults(struct fat_config *c)
 	c->log_level = LOG_INFO;
 }
 
-static int bad(struct parse_state *ps, const char *section, const char *name,
-	       const char *why)
+static int bad(struct parse_state *ps, const char *section, const char *name, const char *why)
 {
 	snprintf(ps->why, sizeof(ps->why), "[%s] %s: %s", section, name, why);
 	return 0; /* inih: error on this line */
@@ -125,7 +124,8 @@ static int on_tls(struct parse_state *ps, const char *name, const char *value)
 	struct fat_config *c = ps->c;
 
 	if (strcmp(name, "ca") == 0)
-		return set_str(ps, "tls", name, value, c->tls_ca, sizeof(c->tls_ca), &ps->seen_ca);
+		return set_str(ps, "tls", name, value, c->tls_ca, sizeof(c->tls_ca),
+			       &ps->seen_ca);
 	if (strcmp(name, "cert") == 0)
 		return set_str(ps, "tls", name, value, c->tls_cert, sizeof(c->tls_cert),
 			       &ps->seen_cert);
@@ -183,8 +183,8 @@ int fat_config_load(const char *path, struct fat_config *c)
 		return -EINVAL;
 	}
 	if (c->heartbeat_ms >= c->vendor_timeout_ms) {
-		log_err("%s: [fatd] heartbeat_ms (%u) must be below vendor_timeout_ms (%u)", path,
-			c->heartbeat_ms, c->vendor_timeout_ms);
+		log_err("%s: [fatd] heartbeat_ms (%u) must be below vendor_timeout_ms (%u)",
+			path, c->heartbeat_ms, c->vendor_timeout_ms);
 		return -EINVAL;
 	}
 	return 0;

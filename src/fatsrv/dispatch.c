@@ -102,8 +102,9 @@ static int authorize(struct fat_ctx *fc, const struct xport_req *req,
 		if (strcmp(role, "vendor") != 0)
 			return fat_fail(fc, -EACCES, "only vendors may register");
 		if (parse_u64(id, &n) < 0 || n != h->vendor_id)
-			return fat_fail(fc, -EACCES, "certificate %s may not speak for vendor %u",
-					req->peer, h->vendor_id);
+			return fat_fail(fc, -EACCES,
+					"certificate %s may not speak for vendor %u", req->peer,
+					h->vendor_id);
 		return 0;
 	}
 	if (strcmp(role, "client") != 0 && strcmp(role, "admin") != 0)
@@ -123,7 +124,8 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 				      (Pstore__VendorHelloReply **)&out);
 		break;
 	case MSG_VOLUME_CREATE:
-		rc = fat_volume_create(fc, (Pstore__VolumeInfo *)msg, (Pstore__VolumeInfo **)&out);
+		rc = fat_volume_create(fc, (Pstore__VolumeInfo *)msg,
+				       (Pstore__VolumeInfo **)&out);
 		break;
 	case MSG_VOLUME_GET:
 		rc = fat_volume_get(fc, ((Pstore__VolumeGet *)msg)->name,
@@ -136,13 +138,15 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 		rc = fat_alloc(fc, (Pstore__AllocRequest *)msg, (Pstore__AllocReply **)&out);
 		break;
 	case MSG_LEASE_RENEW:
-		rc = fat_lease_renew(fc, (Pstore__LeaseRenew *)msg, (Pstore__AllocReply **)&out);
+		rc =
+		    fat_lease_renew(fc, (Pstore__LeaseRenew *)msg, (Pstore__AllocReply **)&out);
 		break;
 	case MSG_COMMIT:
 		rc = fat_commit(fc, (Pstore__CommitRequest *)msg, (Pstore__CommitReply **)&out);
 		break;
 	case MSG_META_LIST:
-		rc = fat_meta_list(fc, (Pstore__ListRequest *)msg, (Pstore__MetaListReply **)&out);
+		rc = fat_meta_list(fc, (Pstore__ListRequest *)msg,
+				   (Pstore__MetaListReply **)&out);
 		break;
 	case MSG_CHUNK_LIST:
 		rc = fat_chunk_list(fc, (Pstore__ListRequest *)msg,
@@ -180,8 +184,8 @@ void fat_dispatch(struct xport_req *req, void *arg)
 
 	fc->err[0] = '\0';
 	if (!desc) {
-		xport_reply_error(req, EOPNOTSUPP, "message type %u not supported by pstore-fatd",
-				  req->type);
+		xport_reply_error(req, EOPNOTSUPP,
+				  "message type %u not supported by pstore-fatd", req->type);
 		return;
 	}
 	if (req->data_len != 0) {

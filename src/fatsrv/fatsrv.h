@@ -44,15 +44,15 @@
 #define FAT_REQUEST_ID_LEN 16
 #define FAT_MAX_COPIES 8
 #define FAT_MAX_DEVICES 64
-#define FAT_MAX_LIST 10000          /* items per list reply */
+#define FAT_MAX_LIST 10000 /* items per list reply */
 #define FAT_LIST_DEFAULT 1000
 #define FAT_LIST_MAX_BYTES (4u << 20) /* a list reply stays well below XPORT_MAX_CTL */
 #define FAT_META_MAX_VAL (1u << 20)
-#define FAT_META_MAX_KEY 1024u      /* and whatever the backend allows (LMDB: 511 - 18) */
+#define FAT_META_MAX_KEY 1024u /* and whatever the backend allows (LMDB: 511 - 18) */
 #define FAT_META_MAX_OPS 100000u
-#define FAT_MAX_PLACED 100000u      /* placements per commit */
+#define FAT_MAX_PLACED 100000u /* placements per commit */
 #define FAT_MAX_FREED 100000u
-#define FAT_MAX_DELETES 10000u      /* chunk ids per hello reply, and per hello */
+#define FAT_MAX_DELETES 10000u /* chunk ids per hello reply, and per hello */
 #define FAT_MAX_ALLOC_BYTES (1ull << 40)
 
 /* Tunables, from fatd.conf (config.c). */
@@ -73,15 +73,15 @@ struct fat_config {
 /* The server's state.  Used from the loop thread only. */
 struct fat_ctx {
 	struct fat_store *store;
-	struct cap_key *key;        /* signs capability tokens */
+	struct cap_key *key; /* signs capability tokens */
 	uint8_t pubkey[32];
 	uint32_t lease_max_ms;
 	uint32_t vendor_timeout_ms;
 	uint32_t heartbeat_ms;
-	uint64_t lease_retention_ms;   /* released leases kept this long */
-	uint64_t request_retention_ms; /* applied commit ids kept this long */
-	uint64_t (*clock)(void);    /* wall clock in ms; tests replace it */
-	char err[FAT_ERRLEN];       /* message of the last failed operation */
+	uint64_t lease_retention_ms;	       /* released leases kept this long */
+	uint64_t request_retention_ms;	       /* applied commit ids kept this long */
+	uint64_t (*clock)(void);	       /* wall clock in ms; tests replace it */
+	char err[FAT_ERRLEN];		       /* message of the last failed operation */
 	uint8_t gc_cursor[FAT_REQUEST_ID_LEN]; /* where gc.c's last pass stopped */
 	bool gc_have_cursor;
 };
@@ -100,7 +100,7 @@ int fat_ctx_init(struct fat_ctx *fc, struct fat_store *store, struct cap_key *ke
 void fat_ctx_fini(struct fat_ctx *fc);
 /* Sets fc->err and returns code (a negative errno). */
 int fat_fail(struct fat_ctx *fc, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 char *fat_strdup(const char *s);
 int fat_bytes_set(ProtobufCBinaryData *b, const void *data, size_t len);
 
@@ -171,8 +171,7 @@ int fat_lease_release(struct fat_ctx *fc, struct fat_txn *t, Pstore__FatLease *l
 int fat_lease_load(struct fat_txn *t, uint64_t id, Pstore__FatLease **out);
 
 /* ---- commit.c ---- */
-int fat_commit(struct fat_ctx *fc, const Pstore__CommitRequest *req,
-	       Pstore__CommitReply **out);
+int fat_commit(struct fat_ctx *fc, const Pstore__CommitRequest *req, Pstore__CommitReply **out);
 
 /* ---- lists.c ---- */
 int fat_meta_list(struct fat_ctx *fc, const Pstore__ListRequest *req,

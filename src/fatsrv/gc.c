@@ -62,7 +62,8 @@ static int gc_fn(struct fat_txn *t, void *arg)
 	if (op->fc->gc_have_cursor)
 		fat_key_request(&after, op->fc->gc_cursor);
 	rc = fat_txn_scan(t, p.b, p.len, op->fc->gc_have_cursor ? after.b : NULL,
-			  op->fc->gc_have_cursor ? after.len : 0, op->batch, gc_cb, op, &op->more);
+			  op->fc->gc_have_cursor ? after.len : 0, op->batch, gc_cb, op,
+			  &op->more);
 	for (size_t i = 0; rc == 0 && i < op->n_old; i++) {
 		struct fat_key k;
 

@@ -41,7 +41,10 @@ static void key_add(struct fat_key *k, const void *p, size_t n)
 	k->len += n;
 }
 
-void fat_key_vendor_prefix(struct fat_key *k) { key_start(k, "v/"); }
+void fat_key_vendor_prefix(struct fat_key *k)
+{
+	key_start(k, "v/");
+}
 
 void fat_key_vendor(struct fat_key *k, uint32_t id)
 {
@@ -50,7 +53,10 @@ void fat_key_vendor(struct fat_key *k, uint32_t id)
 	k->len += 4;
 }
 
-void fat_key_volume_prefix(struct fat_key *k) { key_start(k, "vol/"); }
+void fat_key_volume_prefix(struct fat_key *k)
+{
+	key_start(k, "vol/");
+}
 
 int fat_key_volume(struct fat_key *k, const char *name)
 {
@@ -97,7 +103,10 @@ void fat_key_lease(struct fat_key *k, uint64_t id)
 	k->len += 8;
 }
 
-void fat_key_lease_index_prefix(struct fat_key *k) { key_start(k, "x/"); }
+void fat_key_lease_index_prefix(struct fat_key *k)
+{
+	key_start(k, "x/");
+}
 
 void fat_key_lease_index(struct fat_key *k, uint64_t time_ms, uint64_t id)
 {
@@ -120,7 +129,10 @@ void fat_key_pending(struct fat_key *k, uint32_t vendor_id, const uint8_t *chunk
 	key_add(k, chunk_id, CHUNK_ID_LEN);
 }
 
-void fat_key_request_prefix(struct fat_key *k) { key_start(k, "r/"); }
+void fat_key_request_prefix(struct fat_key *k)
+{
+	key_start(k, "r/");
+}
 
 void fat_key_request(struct fat_key *k, const uint8_t *request_id)
 {

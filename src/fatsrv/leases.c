@@ -125,8 +125,7 @@ static bool excluded(const Pstore__AllocRequest *req, uint32_t id)
 	return false;
 }
 
-static int cand_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		   void *arg)
+static int cand_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct alloc_op *op = arg;
 	Pstore__VendorRecord *v;
@@ -153,11 +152,11 @@ static int cand_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t v
 			op->cap = cap;
 		}
 		op->c[op->n++] = (struct cand){
-			.vendor_id = v->id,
-			.avail = fat_vendor_available(v),
-			.tiebreak = random_u64(),
-			.address = fat_strdup(v->address),
-			.zone = fat_strdup(v->zone),
+		    .vendor_id = v->id,
+		    .avail = fat_vendor_available(v),
+		    .tiebreak = random_u64(),
+		    .address = fat_strdup(v->address),
+		    .zone = fat_strdup(v->zone),
 		};
 	}
 	fat_rec_free(v);
@@ -200,8 +199,8 @@ static int alloc_fn(struct fat_txn *t, void *arg)
 		return fat_fail(fc, rc, "cannot read vendors");
 	if (op->n < copies)
 		return fat_fail(fc, -ENOSPC,
-				"only %zu vendors alive with free space, %u copies needed", op->n,
-				copies);
+				"only %zu vendors alive with free space, %u copies needed",
+				op->n, copies);
 	qsort(op->c, op->n, sizeof(*op->c), cand_cmp);
 	while (op->n > copies + 2) {
 		op->n--;
@@ -216,8 +215,8 @@ static int alloc_fn(struct fat_txn *t, void *arg)
 	} while (rc == 0);
 	if (rc != -ENOENT)
 		return fat_fail(fc, rc, "cannot read leases");
-	lease_ms = op->req->lease_ms ? MIN(op->req->lease_ms, fc->lease_max_ms)
-				     : fc->lease_max_ms;
+	lease_ms =
+	    op->req->lease_ms ? MIN(op->req->lease_ms, fc->lease_max_ms) : fc->lease_max_ms;
 	op->expiry_ms = op->now + lease_ms;
 	for (size_t i = 0; i < op->n; i++) {
 		Pstore__VendorRecord *v;
@@ -257,10 +256,10 @@ static int make_candidate(struct fat_ctx *fc, const uint8_t *vol_id, uint64_t le
 			  const char *zone, uint64_t reserved, Pstore__Candidate **out)
 {
 	struct cap_token tok = {
-		.vendor_id = vendor_id,
-		.lease_id = lease_id,
-		.byte_limit = reserved,
-		.expiry_ms = expiry_ms,
+	    .vendor_id = vendor_id,
+	    .lease_id = lease_id,
+	    .byte_limit = reserved,
+	    .expiry_ms = expiry_ms,
 	};
 	Pstore__Candidate *c = malloc(sizeof(*c));
 	int rc;
@@ -392,8 +391,7 @@ static int renew_fn(struct fat_txn *t, void *arg)
 
 /* The reply carries the lease's new expiry and, for each vendor it still
  * names, a fresh token with that expiry (byte_limit stays the grant). */
-int fat_lease_renew(struct fat_ctx *fc, const Pstore__LeaseRenew *req,
-		    Pstore__AllocReply **out)
+int fat_lease_renew(struct fat_ctx *fc, const Pstore__LeaseRenew *req, Pstore__AllocReply **out)
 {
 	struct renew_op op = {.fc = fc, .req = req};
 	Pstore__AllocReply *r = NULL;
@@ -451,8 +449,7 @@ struct expire_op {
 	bool more;
 };
 
-static int due_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		  void *arg)
+static int due_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct expire_op *op = arg;
 	uint64_t ms;
@@ -508,7 +505,8 @@ static int expire_fn(struct fat_txn *t, void *arg)
 			rc = fat_lease_release(op->fc, t, l);
 			if (rc == 0) {
 				op->released++;
-				log_info("lease %016" PRIx64 " of volume %s expired: released %" PRIu64
+				log_info("lease %016" PRIx64
+					 " of volume %s expired: released %" PRIu64
 					 " reserved bytes on %zu vendors",
 					 l->id, l->volume, held, l->n_res);
 			}

@@ -19,7 +19,7 @@ struct list_op {
 	size_t prefix_len;
 	size_t bytes;
 	bool more;
-	bool full;              /* stopped by the byte bound */
+	bool full; /* stopped by the byte bound */
 	Pstore__MetaListReply *meta;
 	Pstore__ChunkListReply *chunks;
 };
@@ -34,8 +34,7 @@ static int list_check(struct fat_ctx *fc, const Pstore__ListRequest *req, size_t
 	return 0;
 }
 
-static int meta_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		   void *arg)
+static int meta_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct list_op *op = arg;
 	Pstore__MetaListReply *r = op->meta;
@@ -78,7 +77,8 @@ static int meta_fn(struct fat_txn *t, void *arg)
 	fat_rec_free(vi);
 	op->prefix_len = p.len;
 	return fat_txn_scan(t, p.b, p.len, op->req->after.len ? after.b : NULL,
-			    op->req->after.len ? after.len : 0, op->limit, meta_cb, op, &op->more);
+			    op->req->after.len ? after.len : 0, op->limit, meta_cb, op,
+			    &op->more);
 }
 
 int fat_meta_list(struct fat_ctx *fc, const Pstore__ListRequest *req,
@@ -110,8 +110,7 @@ int fat_meta_list(struct fat_ctx *fc, const Pstore__ListRequest *req,
 	return 0;
 }
 
-static int chunk_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		    void *arg)
+static int chunk_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct list_op *op = arg;
 	Pstore__ChunkListReply *r = op->chunks;

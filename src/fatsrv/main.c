@@ -24,15 +24,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pstore-fatd [-c FILE] [-n] [-d] [-h] [-V]\n"
-		"The pstore FAT server: vendor registry, volumes, leases, commits.\n"
-		"  -c, --config FILE  configuration (default " FATD_DEFAULT_CONFIG ")\n"
-		"  -n, --check        check the configuration and exit\n"
-		"  -d, --debug        debug logging\n"
-		"  -h, --help         this help\n"
-		"  -V, --version      print the version\n"
-		"Runs in the foreground and logs to stderr.  See pstore-fatd(8).\n");
+	fprintf(f, "usage: pstore-fatd [-c FILE] [-n] [-d] [-h] [-V]\n"
+		   "The pstore FAT server: vendor registry, volumes, leases, commits.\n"
+		   "  -c, --config FILE  configuration (default " FATD_DEFAULT_CONFIG ")\n"
+		   "  -n, --check        check the configuration and exit\n"
+		   "  -d, --debug        debug logging\n"
+		   "  -h, --help         this help\n"
+		   "  -V, --version      print the version\n"
+		   "Runs in the foreground and logs to stderr.  See pstore-fatd(8).\n");
 }
 
 struct fatd {
@@ -151,9 +150,9 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
-		{"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
+	    {"debug", no_argument, NULL, 'd'},	      {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	const char *config = FATD_DEFAULT_CONFIG;
 	bool check = false, debug = false;

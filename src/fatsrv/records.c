@@ -60,8 +60,7 @@ int fat_vendor_load(struct fat_txn *t, uint32_t id, Pstore__VendorRecord **out)
 	struct fat_key k;
 
 	fat_key_vendor(&k, id);
-	return fat_rec_get(t, &k, &pstore__vendor_record__descriptor,
-			   (ProtobufCMessage **)out);
+	return fat_rec_get(t, &k, &pstore__vendor_record__descriptor, (ProtobufCMessage **)out);
 }
 
 int fat_vendor_save(struct fat_txn *t, const Pstore__VendorRecord *v)

@@ -32,8 +32,7 @@ static int check_key(const struct fat_txn *t, size_t klen)
 	return 0;
 }
 
-int fat_txn_get(struct fat_txn *t, const void *key, size_t klen, const void **val,
-		size_t *vlen)
+int fat_txn_get(struct fat_txn *t, const void *key, size_t klen, const void **val, size_t *vlen)
 {
 	int rc = check_key(t, klen);
 
@@ -42,8 +41,7 @@ int fat_txn_get(struct fat_txn *t, const void *key, size_t klen, const void **va
 	return t->store->ops->get(t, key, klen, val, vlen);
 }
 
-int fat_txn_put(struct fat_txn *t, const void *key, size_t klen, const void *val,
-		size_t vlen)
+int fat_txn_put(struct fat_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	int rc = check_key(t, klen);
 

@@ -39,8 +39,8 @@ struct fat_txn;
 /* Called for each key of a scan.  key/val are valid during the call only.
  * Return 0 to go on, > 0 to stop (scan returns 0), < 0 to fail the scan
  * (scan returns that value).  The callback must not write to the txn. */
-typedef int (*fat_scan_fn)(const uint8_t *key, size_t klen, const uint8_t *val,
-			   size_t vlen, void *arg);
+typedef int (*fat_scan_fn)(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+			   void *arg);
 
 /* A backend: the vtable each one fills.  See the functions below. */
 struct fat_store_ops {
@@ -61,8 +61,8 @@ struct fat_store_ops {
 /* Every backend's store and txn structs start with these. */
 struct fat_store {
 	const struct fat_store_ops *ops;
-	size_t max_key;          /* longest key the backend takes */
-	size_t max_val;          /* longest value */
+	size_t max_key; /* longest key the backend takes */
+	size_t max_val; /* longest value */
 };
 
 struct fat_txn {
@@ -89,8 +89,7 @@ int fat_txn_begin(struct fat_store *s, bool rdonly, struct fat_txn **out);
 int fat_txn_get(struct fat_txn *t, const void *key, size_t klen, const void **val,
 		size_t *vlen);
 /* Inserts or replaces. */
-int fat_txn_put(struct fat_txn *t, const void *key, size_t klen, const void *val,
-		size_t vlen);
+int fat_txn_put(struct fat_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
 /* Removes key; -ENOENT if it was absent. */
 int fat_txn_del(struct fat_txn *t, const void *key, size_t klen);
 /* Calls fn, in key order, for at most limit keys (0 = no limit) that start

@@ -46,8 +46,14 @@ static int lmdb_err(int rc, const char *what)
 	}
 }
 
-static struct lmdb_store *S(struct fat_store *s) { return (struct lmdb_store *)s; }
-static struct lmdb_txn *T(struct fat_txn *t) { return (struct lmdb_txn *)t; }
+static struct lmdb_store *S(struct fat_store *s)
+{
+	return (struct lmdb_store *)s;
+}
+static struct lmdb_txn *T(struct fat_txn *t)
+{
+	return (struct lmdb_txn *)t;
+}
 
 static int lmdb_begin(struct fat_store *s, bool rdonly, struct fat_txn **out)
 {
@@ -189,15 +195,15 @@ static void lmdb_close(struct fat_store *s)
 }
 
 static const struct fat_store_ops lmdb_ops = {
-	.name = "lmdb",
-	.begin = lmdb_begin,
-	.get = lmdb_get,
-	.put = lmdb_put,
-	.del = lmdb_del,
-	.scan = lmdb_scan,
-	.commit = lmdb_commit,
-	.abort = lmdb_abort,
-	.close = lmdb_close,
+    .name = "lmdb",
+    .begin = lmdb_begin,
+    .get = lmdb_get,
+    .put = lmdb_put,
+    .del = lmdb_del,
+    .scan = lmdb_scan,
+    .commit = lmdb_commit,
+    .abort = lmdb_abort,
+    .close = lmdb_close,
 };
 
 int fat_store_open_lmdb(const char *dir, uint64_t map_size, struct fat_store **out)

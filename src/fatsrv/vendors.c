@@ -102,7 +102,7 @@ struct hello_op {
 	struct fat_ctx *fc;
 	const Pstore__VendorHello *h;
 	Pstore__VendorHelloReply *r;
-	size_t cap;             /* of r->delete_chunks */
+	size_t cap; /* of r->delete_chunks */
 	bool is_new;
 };
 
@@ -215,8 +215,7 @@ struct vlist_op {
 	size_t cap;
 };
 
-static int vlist_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		    void *arg)
+static int vlist_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct vlist_op *op = arg;
 	Pstore__VendorListReply *r = op->r;
@@ -239,7 +238,7 @@ static int vlist_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t 
 		return rc;
 	r->vendors[r->n_vendors] = (Pstore__VendorRecord *)m;
 	r->vendors[r->n_vendors]->alive =
-		fat_vendor_alive(op->fc, r->vendors[r->n_vendors], op->now);
+	    fat_vendor_alive(op->fc, r->vendors[r->n_vendors], op->now);
 	r->n_vendors++;
 	return 0;
 }
@@ -336,7 +335,8 @@ static int bad_fn(struct fat_txn *t, void *arg)
 		fat_rec_free(cp);
 	}
 	if (!listed)
-		return fat_fail(op->fc, -ENOENT, "vendor %u holds no committed copy of that chunk",
+		return fat_fail(op->fc, -ENOENT,
+				"vendor %u holds no committed copy of that chunk",
 				op->req->vendor_id);
 	rc = fat_vendor_load(t, op->req->vendor_id, &v);
 	if (rc < 0)

@@ -159,8 +159,7 @@ struct list_op {
 	size_t cap;
 };
 
-static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		   void *arg)
+static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct list_op *op = arg;
 	Pstore__VolumeList *vl = op->vl;

@@ -18,17 +18,17 @@
 #include "fatsrv.h"
 
 static const char *base_conf =
-	"[fatd]\n"
-	"id = 1\n"
-	"listen = 127.0.0.1:7000\n"
-	"data = /var/lib/pstore/fatd        ; LMDB store + signing.key\n"
-	"lease_max_ms = 60000               ; longest lease granted\n"
-	"vendor_timeout_ms = 6000           ; a vendor silent this long is not alive\n"
-	"log_level = info\n"
-	"[tls]\n"
-	"ca = /etc/pstore/pki/ca.crt\n"
-	"cert = /etc/pstore/pki/fatd.crt\n"
-	"key = /etc/pstore/pki/fatd.key\n";
+    "[fatd]\n"
+    "id = 1\n"
+    "listen = 127.0.0.1:7000\n"
+    "data = /var/lib/pstore/fatd        ; LMDB store + signing.key\n"
+    "lease_max_ms = 60000               ; longest lease granted\n"
+    "vendor_timeout_ms = 6000           ; a vendor silent this long is not alive\n"
+    "log_level = info\n"
+    "[tls]\n"
+    "ca = /etc/pstore/pki/ca.crt\n"
+    "cert = /etc/pstore/pki/fatd.crt\n"
+    "key = /etc/pstore/pki/fatd.key\n";
 
 static int load(const char *text, struct fat_config *c)
 {
@@ -121,8 +121,8 @@ static void test_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_example),
-		cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_example),
+	    cmocka_unit_test(test_bad),
 	};
 
 	log_init("test_fatsrv_config", LOG_ERR + 0);

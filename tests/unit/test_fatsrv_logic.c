@@ -23,7 +23,10 @@
 #include "fatsrv.h"
 
 static uint64_t fake_now = 1700000000000ull;
-static uint64_t fake_clock(void) { return fake_now; }
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
 
 struct fx {
 	char dir[64];
@@ -836,8 +839,7 @@ struct inv {
 	uint64_t res[16];
 };
 
-static int inv_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		  void *arg)
+static int inv_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	struct inv *iv = arg;
 	ProtobufCMessage *m;
@@ -988,21 +990,20 @@ static void test_gc_requests(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vendor_hello, setup, teardown),
-		cmocka_unit_test(test_peer_split),
-		cmocka_unit_test_setup_teardown(test_alloc_reserves, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alloc_partial_space, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_converts_and_releases, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_failed_vendors_released, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_free_and_pending_deletions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_pending_deletions, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expiry_and_renew, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_meta_and_chunk_lists, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_statfs_and_bad, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_random_invariant, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gc_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vendor_hello, setup, teardown),
+	    cmocka_unit_test(test_peer_split),
+	    cmocka_unit_test_setup_teardown(test_alloc_reserves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_alloc_partial_space, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_converts_and_releases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_vendors_released, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_free_and_pending_deletions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_pending_deletions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expiry_and_renew, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meta_and_chunk_lists, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statfs_and_bad, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_invariant, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gc_requests, setup, teardown),
 	};
 
 	log_init("test_fatsrv_logic", LOG_WARN);

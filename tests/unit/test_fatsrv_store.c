@@ -194,8 +194,7 @@ static void test_scan(void **state)
 	fat_txn_abort(t);
 }
 
-static int fail_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		   void *arg)
+static int fail_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
 	(void)key;
 	(void)klen;
@@ -282,10 +281,10 @@ static void test_run(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_put_get_commit_abort, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_put_get_commit_abort, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_run, setup, teardown),
 	};
 
 	log_init("test_fatsrv_store", LOG_WARN);
