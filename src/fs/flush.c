@@ -1,0 +1,800 @@
+/*
+ * flush.c - the flusher: one thread that turns the local journal (dirty
+ * marks in meta.c) into FAT commits.
+ *
+ * A round:
+ *  1. one LMDB write transaction picks the work: chunks to upload (up to
+ *     batch_bytes / batch_inodes; a file still open for writing gives only
+ *     its full chunks unless a barrier waits), mirror keys to re-send and
+ *     chunk ids to free; the chosen data marks are flagged "uploading";
+ *  2. the chunks are read from the cache files and uploaded in one alloc
+ *     session (alloc uploads them in parallel);
+ *  3. one alloc_commit carries the final FAT of the session, the freed ids
+ *     (including the committed chunks the uploads replace) and the mirror
+ *     operations for every changed key;
+ *  4. on success one LMDB transaction switches the chunk records to the new
+ *     refs and clears every mark that did not change since step 1 (changes
+ *     made meanwhile keep their marks and go with the next round).
+ * A failed round changes nothing locally (uploaded chunks become garbage the
+ * FAT collects) and is retried with exponential backoff; barriers waiting at
+ * that time get EIO.
+ *
+ * Only this thread commits, so rounds never overlap.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "fs.h"
+
+#define MAX_MIRROR_OPS 8192
+#define MAX_FREED 8192
+#define MAX_UPLOAD_CHUNKS 4096
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define IDLE_MS 1000
+#define COALESCE_MS 100
+
+static pthread_t flush_thread;
+static bool flush_running;
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flush_cond;      /* wakes the flusher */
+static pthread_cond_t flush_done_cond; /* a round ended */
+static bool flush_stopping;            /* flush_lock */
+static bool flush_kicked;              /* flush_lock */
+static unsigned barrier_waiters;       /* flush_lock */
+static uint64_t rounds_done;           /* flush_lock */
+static uint64_t last_failed_round;     /* flush_lock */
+static struct flush_status status;     /* flush_lock */
+
+/* One chunk picked for upload. */
+struct up {
+	uint64_t ino, idx;
+	uint64_t len;
+	uint64_t last_seq;     /* of its data mark at pick time */
+	bool had_ref;
+	struct alloc_chunk_ref old;
+	bool lost;             /* its cache data is gone */
+	uint8_t *data;
+};
+
+/* One mirror key picked for re-sending. */
+struct mop {
+	uint8_t key[FS_KEY_MAX];
+	size_t klen;
+	uint8_t *val; /* NULL: delete */
+	size_t vlen;
+	uint64_t last_seq;
+	bool covered_by_upload; /* a 'c' key whose new ref an upload provides */
+};
+
+struct round {
+	bool urgent;
+	struct up *ups;
+	size_t n_ups, cap_ups;
+	uint64_t up_bytes;
+	unsigned up_inodes;
+	uint64_t last_ino;
+	struct fs_inode *in; /* scratch */
+	bool in_valid;
+	struct mop *mops;
+	size_t n_mops;
+	uint8_t (*freed)[CHUNK_ID_LEN];
+	size_t n_freed;
+	struct fs_txn *t;
+	/* data marks to delete (inode gone, chunk beyond EOF) */
+	uint8_t (*stale)[17];
+	size_t n_stale, cap_stale;
+	bool more; /* a limit cut the round short */
+};
+
+static int round_add_stale(struct round *r, const uint8_t *key)
+{
+	if (r->n_stale == r->cap_stale) {
+		size_t cap = r->cap_stale ? 2 * r->cap_stale : 64;
+		void *p = realloc(r->stale, cap * 17);
+
+		if (!p)
+			return -ENOMEM;
+		r->stale = p;
+		r->cap_stale = cap;
+	}
+	memcpy(r->stale[r->n_stale++], key, 17);
+	return 0;
+}
+
+static int pick_data_cb(const uint8_t *key, size_t klen, const struct fs_mark *mk, void *arg)
+{
+	struct round *r = arg;
+	uint64_t ino, idx, len, start;
+	const char *nm;
+	size_t nl;
+	struct fs_chunk c;
+	struct up *u;
+	int rc;
+
+	if (mirror_key_parse(key, klen, &ino, &idx, &nm, &nl) != FS_KEY_CHUNK)
+		return round_add_stale(r, key);
+	if (ino != r->last_ino) {
+		r->last_ino = ino;
+		rc = meta_inode_get(r->t, ino, r->in);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		r->in_valid = rc == 0;
+	}
+	if (!r->in_valid)
+		return round_add_stale(r, key);
+	start = idx * fs.chunk_size;
+	if (start >= r->in->size)
+		return round_add_stale(r, key);
+	len = MIN((uint64_t)fs.chunk_size, r->in->size - start);
+	if (!r->urgent && len < fs.chunk_size && node_has_writer(ino))
+		return 0; /* the tail of a file still being written */
+	if (r->n_ups >= MAX_UPLOAD_CHUNKS || (r->n_ups && r->up_bytes + len > fs.cfg.batch_bytes)) {
+		r->more = true;
+		return 1;
+	}
+	if (r->n_ups == 0 || r->ups[r->n_ups - 1].ino != ino) {
+		if (r->up_inodes >= fs.cfg.batch_inodes) {
+			r->more = true;
+			return 1;
+		}
+		r->up_inodes++;
+	}
+	if (r->n_ups == r->cap_ups) {
+		size_t cap = r->cap_ups ? 2 * r->cap_ups : 64;
+		struct up *p = realloc(r->ups, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		r->ups = p;
+		r->cap_ups = cap;
+	}
+	u = &r->ups[r->n_ups];
+	memset(u, 0, sizeof(*u));
+	u->ino = ino;
+	u->idx = idx;
+	u->len = len;
+	u->last_seq = mk->last_seq;
+	rc = meta_chunk_get(r->t, ino, idx, &c);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (rc == 0 && (c.flags & FS_CHUNK_REF)) {
+		u->had_ref = true;
+		u->old = c.ref;
+	}
+	r->n_ups++;
+	r->up_bytes += len;
+	return 0;
+}
+
+/* The current value of a mirror key, from the local store. */
+static int mirror_value(struct fs_txn *t, struct mop *op)
+{
+	uint64_t a, b;
+	const char *name;
+	size_t nlen;
+	int kind = mirror_key_parse(op->key, op->klen, &a, &b, &name, &nlen), rc;
+
+	op->val = NULL;
+	op->vlen = 0;
+	if (kind == FS_KEY_INODE) {
+		struct fs_inode *in = malloc(sizeof(*in));
+
+		if (!in)
+			return -ENOMEM;
+		rc = meta_inode_get(t, a, in);
+		if (rc == 0) {
+			op->val = malloc(MIRROR_INODE_MAX);
+			if (op->val)
+				op->vlen = mirror_inode_encode(in, op->val);
+			else
+				rc = -ENOMEM;
+		}
+		free(in);
+	} else if (kind == FS_KEY_DIRENT) {
+		char nm[FS_NAME_MAX + 1];
+		struct fs_dirent_val d;
+
+		memcpy(nm, name, nlen);
+		nm[nlen] = '\0';
+		rc = meta_dirent_get(t, a, nm, &d);
+		if (rc == 0) {
+			op->val = malloc(MIRROR_DIRENT_LEN);
+			if (op->val)
+				op->vlen = mirror_dirent_encode(&d, op->val);
+			else
+				rc = -ENOMEM;
+		}
+	} else if (kind == FS_KEY_CHUNK) {
+		struct fs_chunk c;
+
+		rc = meta_chunk_get(t, a, b, &c);
+		if (rc == 0 && !(c.flags & FS_CHUNK_REF))
+			rc = -ENOENT;
+		if (rc == 0) {
+			op->val = malloc(MIRROR_CHUNK_MAX);
+			if (op->val)
+				op->vlen = mirror_chunk_encode(&c.ref, op->val);
+			else
+				rc = -ENOMEM;
+		}
+	} else {
+		return -EINVAL;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static int pick_mirror_cb(const uint8_t *key, size_t klen, const struct fs_mark *mk, void *arg)
+{
+	struct round *r = arg;
+	struct mop *op;
+	int rc;
+
+	if (r->n_mops >= MAX_MIRROR_OPS) {
+		r->more = true;
+		return 1;
+	}
+	if (klen > FS_KEY_MAX)
+		return 0;
+	op = &r->mops[r->n_mops];
+	memset(op, 0, sizeof(*op));
+	memcpy(op->key, key, klen);
+	op->klen = klen;
+	op->last_seq = mk->last_seq;
+	rc = mirror_value(r->t, op);
+	if (rc == -EINVAL) {
+		log_warn("flush: ignoring a mark on a malformed key");
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	r->n_mops++;
+	return 0;
+}
+
+static int pick_freed_cb(const uint8_t *key, size_t klen, const struct fs_mark *mk, void *arg)
+{
+	struct round *r = arg;
+
+	(void)mk;
+	if (r->n_freed >= MAX_FREED) {
+		r->more = true;
+		return 1;
+	}
+	if (klen != CHUNK_ID_LEN)
+		return 0;
+	memcpy(r->freed[r->n_freed++], key, CHUNK_ID_LEN);
+	return 0;
+}
+
+static void round_free(struct round *r)
+{
+	for (size_t i = 0; i < r->n_ups; i++)
+		free(r->ups[i].data);
+	for (size_t i = 0; i < r->n_mops; i++)
+		free(r->mops[i].val);
+	free(r->ups);
+	free(r->mops);
+	free(r->freed);
+	free(r->stale);
+	free(r->in);
+}
+
+/* Step 1. */
+static int round_pick(struct round *r)
+{
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, true, &t);
+
+	if (rc < 0)
+		return rc;
+	r->t = &t;
+	rc = meta_mark_iter(&t, FS_MARK_DATA, pick_data_cb, r);
+	if (rc == 0)
+		rc = meta_mark_iter(&t, FS_MARK_MIRROR, pick_mirror_cb, r);
+	if (rc == 0)
+		rc = meta_mark_iter(&t, FS_MARK_FREED, pick_freed_cb, r);
+	for (size_t i = 0; rc == 0 && i < r->n_stale; i++)
+		rc = meta_mark_del(&t, FS_MARK_DATA, r->stale[i], 17);
+	for (size_t i = 0; rc == 0 && i < r->n_ups; i++) {
+		uint8_t key[17];
+		size_t kl = mirror_key_chunk(key, r->ups[i].ino, r->ups[i].idx);
+		struct fs_mark mk;
+
+		rc = meta_mark_get(&t, FS_MARK_DATA, key, kl, &mk);
+		if (rc == 0) {
+			mk.uploading = 1;
+			rc = meta_mark_set(&t, FS_MARK_DATA, key, kl, &mk);
+		}
+		for (size_t j = 0; j < r->n_mops; j++)
+			if (r->mops[j].klen == kl && memcmp(r->mops[j].key, key, kl) == 0)
+				r->mops[j].covered_by_upload = true;
+	}
+	r->t = NULL;
+	if (rc == 0)
+		return meta_commit(&t);
+	meta_abort(&t);
+	return rc;
+}
+
+/* Step 2: reads the picked chunks from the cache files. */
+static int round_read(struct round *r)
+{
+	int fd = -1;
+	uint64_t fd_ino = 0;
+
+	for (size_t i = 0; i < r->n_ups; i++) {
+		struct up *u = &r->ups[i];
+		ssize_t got;
+		uint64_t done = 0;
+
+		if (fd < 0 || fd_ino != u->ino) {
+			char path[4200];
+
+			if (fd >= 0)
+				close(fd);
+			cache_path(fs.cache, u->ino, path, sizeof(path));
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			fd_ino = u->ino;
+			if (fd < 0 && errno != ENOENT) {
+				log_err("flush: opening %s: %s", path, strerror(errno));
+				return -errno;
+			}
+		}
+		u->data = calloc(1, u->len);
+		if (!u->data) {
+			if (fd >= 0)
+				close(fd);
+			return -ENOMEM;
+		}
+		if (fd < 0) {
+			log_err("flush: inode %" PRIu64 " chunk %" PRIu64
+				": cache file gone before upload; its data is lost",
+				u->ino, u->idx);
+			u->lost = true;
+			continue;
+		}
+		/* A truncate racing with us shortens the file: the rest stays zero and
+		 * the chunk, changed, is marked again. */
+		while (done < u->len) {
+			got = pread(fd, u->data + done, u->len - done,
+				    (off_t)(u->idx * fs.chunk_size + done));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0) {
+				int err = errno;
+
+				log_err("flush: reading cache of inode %" PRIu64 ": %s", u->ino,
+					strerror(err));
+				close(fd);
+				return -err;
+			}
+			if (got == 0)
+				break;
+			done += (uint64_t)got;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* Step 4 (success), or the undo of step 1 (failure). */
+static int round_finish(struct round *r, const struct alloc_chunk *ac, bool ok)
+{
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, true, &t);
+	size_t k = 0;
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < r->n_ups; i++) {
+		struct up *u = &r->ups[i];
+		uint8_t key[17];
+		size_t kl = mirror_key_chunk(key, u->ino, u->idx);
+		struct fs_mark mk;
+		struct fs_chunk c;
+		bool same;
+
+		if (ok && !u->lost) {
+			const struct alloc_chunk *a = &ac[k++];
+
+			rc = meta_chunk_get(&t, u->ino, u->idx, &c);
+			if (rc < 0 && rc != -ENOENT)
+				break;
+			same = rc == 0 && ((c.flags & FS_CHUNK_REF)
+						   ? u->had_ref && memcmp(c.ref.chunk_id, u->old.chunk_id,
+									  CHUNK_ID_LEN) == 0
+						   : !u->had_ref);
+			rc = 0;
+			if (same) {
+				c.flags |= FS_CHUNK_REF;
+				memcpy(c.ref.chunk_id, a->chunk_id, CHUNK_ID_LEN);
+				c.ref.stored_len = a->stored_len;
+				c.ref.raw_len = (uint32_t)u->len;
+				c.ref.n_vendors = a->n_vendors;
+				memcpy(c.ref.vendors, a->vendors, sizeof(c.ref.vendors));
+				rc = meta_chunk_put(&t, u->ino, u->idx, &c, false);
+			} else {
+				/* dropped or replaced while uploading: the new chunk is
+				 * garbage, the mirror key must follow the local state */
+				rc = meta_mark(&t, FS_MARK_FREED, a->chunk_id, CHUNK_ID_LEN);
+				if (rc == 0)
+					rc = meta_mark(&t, FS_MARK_MIRROR, key, kl);
+				if (rc == 0 && u->had_ref)
+					rc = meta_mark_del(&t, FS_MARK_FREED, u->old.chunk_id,
+							   CHUNK_ID_LEN);
+			}
+		}
+		if (rc < 0)
+			break;
+		rc = meta_mark_get(&t, FS_MARK_DATA, key, kl, &mk);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		if ((ok || u->lost) && mk.last_seq == u->last_seq) {
+			rc = meta_mark_del(&t, FS_MARK_DATA, key, kl);
+		} else {
+			if (ok || u->lost)
+				mk.first_seq = u->last_seq + 1;
+			mk.uploading = 0;
+			rc = meta_mark_set(&t, FS_MARK_DATA, key, kl, &mk);
+		}
+	}
+	for (size_t i = 0; ok && rc == 0 && i < r->n_mops; i++) {
+		struct mop *op = &r->mops[i];
+		struct fs_mark mk;
+
+		rc = meta_mark_get(&t, FS_MARK_MIRROR, op->key, op->klen, &mk);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		if (mk.last_seq == op->last_seq) {
+			rc = meta_mark_del(&t, FS_MARK_MIRROR, op->key, op->klen);
+		} else {
+			mk.first_seq = op->last_seq + 1;
+			rc = meta_mark_set(&t, FS_MARK_MIRROR, op->key, op->klen, &mk);
+		}
+	}
+	for (size_t i = 0; ok && rc == 0 && i < r->n_freed; i++)
+		rc = meta_mark_del(&t, FS_MARK_FREED, r->freed[i], CHUNK_ID_LEN);
+	if (rc == 0)
+		return meta_commit(&t);
+	meta_abort(&t);
+	return rc;
+}
+
+/* Steps 2-3. */
+static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
+{
+	struct alloc_session *s = NULL;
+	struct alloc_chunk *ac = NULL;
+	struct alloc_meta_op *ops = NULL;
+	uint8_t(*freed)[CHUNK_ID_LEN] = NULL;
+	uint8_t(*vals)[MIRROR_CHUNK_MAX] = NULL;
+	size_t n_ac = 0, n_ops = 0, n_freed = 0;
+	uint8_t(*keys)[17] = NULL;
+	uint64_t bytes = 0;
+	int rc;
+
+	rc = round_read(r);
+	if (rc < 0)
+		return rc;
+	ac = calloc(r->n_ups + 1, sizeof(*ac));
+	ops = calloc(r->n_mops + r->n_ups + 1, sizeof(*ops));
+	freed = calloc(r->n_freed + r->n_ups + 1, CHUNK_ID_LEN);
+	vals = calloc(r->n_ups + 1, sizeof(*vals));
+	keys = calloc(r->n_ups + 1, sizeof(*keys));
+	if (!ac || !ops || !freed || !vals || !keys) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < r->n_ups; i++) {
+		if (r->ups[i].lost)
+			continue;
+		ac[n_ac].raw = r->ups[i].data;
+		ac[n_ac].raw_len = r->ups[i].len;
+		bytes += r->ups[i].len;
+		n_ac++;
+	}
+	if (n_ac) {
+		rc = alloc_session_begin(fs.alloc, bytes, &s);
+		if (rc < 0) {
+			log_warn("flush: allocation of %" PRIu64 " bytes failed: %s", bytes,
+				 strerror(-rc));
+			goto out;
+		}
+		rc = alloc_session_put(s, ac, n_ac);
+		if (rc < 0) {
+			log_warn("flush: uploading %zu chunks failed: %s", n_ac, strerror(-rc));
+			alloc_session_abort(s);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < r->n_mops; i++) {
+		if (r->mops[i].covered_by_upload)
+			continue;
+		ops[n_ops].key = r->mops[i].key;
+		ops[n_ops].klen = r->mops[i].klen;
+		ops[n_ops].val = r->mops[i].val;
+		ops[n_ops].vlen = r->mops[i].vlen;
+		n_ops++;
+	}
+	for (size_t i = 0, k = 0; i < r->n_ups; i++) {
+		struct up *u = &r->ups[i];
+		struct alloc_chunk_ref ref;
+
+		if (u->lost)
+			continue;
+		memset(&ref, 0, sizeof(ref));
+		memcpy(ref.chunk_id, ac[k].chunk_id, CHUNK_ID_LEN);
+		ref.stored_len = ac[k].stored_len;
+		ref.raw_len = (uint32_t)u->len;
+		ref.n_vendors = ac[k].n_vendors;
+		memcpy(ref.vendors, ac[k].vendors, sizeof(ref.vendors));
+		k++;
+		ops[n_ops].key = keys[i];
+		ops[n_ops].klen = mirror_key_chunk(keys[i], u->ino, u->idx);
+		ops[n_ops].val = vals[i];
+		ops[n_ops].vlen = mirror_chunk_encode(&ref, vals[i]);
+		n_ops++;
+		if (u->had_ref)
+			memcpy(freed[n_freed++], u->old.chunk_id, CHUNK_ID_LEN);
+	}
+	for (size_t i = 0; i < r->n_freed; i++)
+		memcpy(freed[n_freed++], r->freed[i], CHUNK_ID_LEN);
+	rc = alloc_commit(fs.alloc, s, (const uint8_t(*)[CHUNK_ID_LEN])freed, n_freed, ops, n_ops);
+	s = NULL;
+	if (rc < 0) {
+		log_warn("flush: commit of %zu chunks, %zu metadata changes, %zu frees failed: %s",
+			 n_ac, n_ops, n_freed, strerror(-rc));
+		goto out;
+	}
+	log_debug("flush: committed %zu chunks (%" PRIu64 " bytes), %zu metadata changes, %zu frees",
+		  n_ac, bytes, n_ops, n_freed);
+	pthread_mutex_lock(&flush_lock);
+	status.commits++;
+	status.chunks_uploaded += n_ac;
+	status.bytes_uploaded += bytes;
+	pthread_mutex_unlock(&flush_lock);
+	*acp = ac;
+	ac = NULL;
+out:
+	free(ac);
+	free(ops);
+	free(freed);
+	free(vals);
+	free(keys);
+	return rc;
+}
+
+/* One round; *did_work tells whether anything was committed. */
+static int flush_round(bool urgent, bool *did_work, bool *more)
+{
+	struct round r = {.urgent = urgent};
+	struct alloc_chunk *ac = NULL;
+	int rc, rc2;
+
+	*did_work = false;
+	*more = false;
+	r.in = malloc(sizeof(*r.in));
+	r.mops = calloc(MAX_MIRROR_OPS, sizeof(*r.mops));
+	r.freed = calloc(MAX_FREED, CHUNK_ID_LEN);
+	if (!r.in || !r.mops || !r.freed) {
+		round_free(&r);
+		return -ENOMEM;
+	}
+	rc = round_pick(&r);
+	if (rc < 0) {
+		log_err("flush: reading the journal failed: %s", strerror(-rc));
+		round_free(&r);
+		return rc;
+	}
+	if (r.n_ups == 0 && r.n_mops == 0 && r.n_freed == 0) {
+		round_free(&r);
+		return 0;
+	}
+	rc = round_upload_commit(&r, &ac);
+	rc2 = round_finish(&r, ac, rc == 0);
+	if (rc2 < 0)
+		log_err("flush: recording the commit locally failed: %s", strerror(-rc2));
+	*did_work = rc == 0;
+	*more = r.more;
+	free(ac);
+	round_free(&r);
+	return rc < 0 ? rc : rc2;
+}
+
+static void timed_wait(pthread_cond_t *c, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(c, &flush_lock, &ts);
+}
+
+static void *flush_main(void *arg)
+{
+	unsigned backoff = 0;
+	bool again = false;
+
+	(void)arg;
+	pthread_mutex_lock(&flush_lock);
+	while (!flush_stopping) {
+		bool urgent, did, more;
+		int rc;
+
+		if (!again && !flush_kicked && !barrier_waiters)
+			timed_wait(&flush_cond, IDLE_MS);
+		if (flush_stopping)
+			break;
+		if (!again && flush_kicked && !barrier_waiters) {
+			/* let a burst of small changes gather into one commit */
+			timed_wait(&flush_cond, COALESCE_MS);
+		}
+		flush_kicked = false;
+		urgent = barrier_waiters > 0;
+		pthread_mutex_unlock(&flush_lock);
+
+		rc = flush_round(urgent, &did, &more);
+
+		pthread_mutex_lock(&flush_lock);
+		rounds_done++;
+		status.rounds++;
+		again = rc == 0 && (more || did);
+		if (rc < 0) {
+			last_failed_round = rounds_done;
+			status.failures++;
+			status.last_error = rc;
+		}
+		pthread_cond_broadcast(&flush_done_cond);
+		if (rc < 0) {
+			backoff = backoff ? MIN(2 * backoff, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
+			log_warn("flush: round failed (%s); retrying in %u ms", strerror(-rc),
+				 backoff);
+			/* a new barrier (fsync) cuts the wait short */
+			flush_kicked = false;
+			timed_wait(&flush_cond, backoff);
+		} else {
+			backoff = 0;
+		}
+	}
+	pthread_mutex_unlock(&flush_lock);
+	return NULL;
+}
+
+int flush_start(void)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&flush_cond, &ca);
+	pthread_cond_init(&flush_done_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	flush_stopping = false;
+	rc = pthread_create(&flush_thread, NULL, flush_main, NULL);
+	if (rc) {
+		log_err("flush: cannot start the flusher thread: %s", strerror(rc));
+		return -rc;
+	}
+	pthread_setname_np(flush_thread, "pstorefs-flush");
+	flush_running = true;
+	return 0;
+}
+
+void flush_stop(void)
+{
+	if (!flush_running)
+		return;
+	pthread_mutex_lock(&flush_lock);
+	flush_stopping = true;
+	pthread_cond_broadcast(&flush_cond);
+	pthread_cond_broadcast(&flush_done_cond);
+	pthread_mutex_unlock(&flush_lock);
+	pthread_join(flush_thread, NULL);
+	flush_running = false;
+}
+
+void flush_kick(void)
+{
+	pthread_mutex_lock(&flush_lock);
+	flush_kicked = true;
+	pthread_cond_signal(&flush_cond);
+	pthread_mutex_unlock(&flush_lock);
+}
+
+static int pending_before(uint64_t target, bool *pending, uint64_t *count)
+{
+	struct fs_txn t;
+	uint64_t min_seq;
+	int rc = meta_begin(fs.meta, false, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_marks_min_seq(&t, &min_seq, count);
+	meta_abort(&t);
+	*pending = min_seq <= target;
+	return rc;
+}
+
+int flush_barrier(unsigned timeout_ms)
+{
+	uint64_t target = meta_seq_next(fs.meta), deadline = now_ms() + timeout_ms, count;
+	uint64_t start_round;
+	bool pending;
+	int rc;
+
+	pthread_mutex_lock(&flush_lock);
+	start_round = rounds_done;
+	if (!flush_running) {
+		pthread_mutex_unlock(&flush_lock);
+		return -EIO;
+	}
+	barrier_waiters++;
+	pthread_cond_signal(&flush_cond);
+	pthread_mutex_unlock(&flush_lock);
+	for (;;) {
+		uint64_t seen;
+
+		rc = pending_before(target, &pending, &count);
+		if (rc < 0 || !pending)
+			break;
+		pthread_mutex_lock(&flush_lock);
+		seen = rounds_done;
+		while (rounds_done == seen && !flush_stopping && now_ms() < deadline) {
+			flush_kicked = true;
+			pthread_cond_signal(&flush_cond);
+			timed_wait(&flush_done_cond, 200);
+		}
+		if (last_failed_round > start_round) {
+			rc = -EIO;
+		} else if (flush_stopping) {
+			rc = -EIO;
+		} else if (rounds_done == seen) {
+			rc = -ETIMEDOUT;
+		}
+		pthread_mutex_unlock(&flush_lock);
+		if (rc < 0)
+			break;
+	}
+	pthread_mutex_lock(&flush_lock);
+	barrier_waiters--;
+	pthread_mutex_unlock(&flush_lock);
+	if (rc < 0)
+		log_warn("sync: changes not committed to the FAT: %s", strerror(-rc));
+	return rc;
+}
+
+void flush_get_status(struct flush_status *st)
+{
+	struct fs_txn t;
+	uint64_t min_seq, count = 0;
+
+	if (meta_begin(fs.meta, false, &t) == 0) {
+		meta_marks_min_seq(&t, &min_seq, &count);
+		meta_abort(&t);
+	}
+	pthread_mutex_lock(&flush_lock);
+	*st = status;
+	pthread_mutex_unlock(&flush_lock);
+	st->pending_marks = count;
+}

@@ -1,0 +1,283 @@
+/*
+ * fs.h - pstorefs, the FUSE client of one pstore volume: structs and
+ * prototypes shared by its files, grouped by file.
+ *
+ *  main.c     options, config, daemonizing, the mount and the FUSE loop
+ *  ops_ns.c   namespace handlers (lookup, mkdir, rename, readdir, setattr...)
+ *  ops_file.c file handlers (create, open, read, write, release, fsync...)
+ *  meta.c     the local LMDB store: inodes, dirents, chunk records, dirty
+ *             marks, pending frees (the journal of what the FAT lacks)
+ *  cache.c    per-inode cache files and the table of in-use inodes
+ *  flush.c    the flusher thread: uploads, final-FAT commits, barriers
+ *  mirror.c   the one encoding of the FAT metadata mirror, and rebuild
+ *  control.c  the mount's control socket (locate, sync, status)
+ *
+ * The network side (FAT calls, uploads, fetches) is src/alloc; this module
+ * knows nothing of vendors beyond the ids in a chunk ref.
+ */
+#ifndef PSTORE_FS_H
+#define PSTORE_FS_H
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "alloc.h"
+
+#define FS_ROOT_INO 1
+#define FS_NAME_MAX 255
+#define FS_SYMLINK_MAX 4095
+#define FS_KEY_MAX (1 + 8 + FS_NAME_MAX) /* the longest mirror key (dirent) */
+
+/* ---- configuration (main.c) ---- */
+
+struct fs_config {
+	char *config_file;
+	char *volume;
+	char *state_dir;
+	char *cache_dir;
+	char *log_file;
+	char *fat;               /* comma-separated */
+	char *tls_ca, *tls_cert, *tls_key;
+	uint32_t lease_ms;
+	int zstd_level;
+	unsigned upload_threads;
+	unsigned pieces;
+	int log_level;
+	uint64_t batch_bytes;    /* upload bytes per commit */
+	unsigned batch_inodes;   /* inodes with data per commit */
+	unsigned sync_timeout_ms; /* longest fsync/sync wait */
+	bool writeback;          /* ask for the kernel's writeback cache */
+};
+
+/* ---- records (mirror.c encodes them; meta.c stores them) ---- */
+
+struct fs_time {
+	int64_t sec;
+	uint32_t nsec;
+};
+
+struct fs_inode {
+	uint64_t ino;
+	uint32_t mode; /* type and permission bits */
+	uint32_t uid, gid;
+	uint32_t nlink;
+	uint32_t rdev;
+	uint64_t size;
+	uint64_t parent; /* directories: the directory holding it */
+	struct fs_time atime, mtime, ctime;
+	uint16_t target_len; /* symlinks */
+	char target[FS_SYMLINK_MAX + 1];
+};
+
+struct fs_dirent_val {
+	uint64_t ino;
+	uint32_t type; /* S_IFMT bits of the child */
+};
+
+/* A chunk of a file as the local store knows it. */
+enum {
+	FS_CHUNK_REF = 1u << 0,     /* ref is a committed chunk */
+	FS_CHUNK_PRESENT = 1u << 1, /* the cache file holds this chunk's data */
+};
+struct fs_chunk {
+	uint32_t flags;
+	struct alloc_chunk_ref ref;
+};
+
+/* ---- mirror.c: keys and values of the FAT's metadata mirror ---- */
+
+enum { FS_KEY_INODE = 'i', FS_KEY_DIRENT = 'd', FS_KEY_CHUNK = 'c' };
+
+size_t mirror_key_inode(uint8_t *key, uint64_t ino);
+size_t mirror_key_dirent(uint8_t *key, uint64_t parent, const char *name, size_t nlen);
+size_t mirror_key_chunk(uint8_t *key, uint64_t ino, uint64_t idx);
+/* Parses a key; returns its kind or -EINVAL.  name points into key. */
+int mirror_key_parse(const uint8_t *key, size_t klen, uint64_t *a, uint64_t *b,
+		     const char **name, size_t *nlen);
+
+#define MIRROR_INODE_MAX (80 + FS_SYMLINK_MAX)
+#define MIRROR_DIRENT_LEN 13
+#define MIRROR_CHUNK_MAX (1 + CHUNK_ID_LEN + 8 + 4 + 1 + 4 * CHUNK_MAX_CHAIN)
+size_t mirror_inode_encode(const struct fs_inode *in, uint8_t *out);
+int mirror_inode_decode(const uint8_t *buf, size_t len, uint64_t ino, struct fs_inode *out);
+size_t mirror_dirent_encode(const struct fs_dirent_val *d, uint8_t *out);
+int mirror_dirent_decode(const uint8_t *buf, size_t len, struct fs_dirent_val *out);
+size_t mirror_chunk_encode(const struct alloc_chunk_ref *r, uint8_t *out);
+int mirror_chunk_decode(const uint8_t *buf, size_t len, struct alloc_chunk_ref *out);
+
+/* ---- meta.c: the local store ---- */
+
+struct fs_meta;
+struct fs_txn {
+	struct fs_meta *m;
+	MDB_txn *txn;
+	bool write;
+};
+
+/* A dirty mark: changes not yet in the FAT.  first_seq is the oldest change
+ * the FAT lacks, last_seq the newest; uploading is set on a data mark while
+ * the flusher uploads that chunk. */
+struct fs_mark {
+	uint64_t first_seq;
+	uint64_t last_seq;
+	uint64_t uploading;
+};
+
+int meta_open(const char *dir, struct fs_meta **out);
+void meta_close(struct fs_meta *m);
+/* true when the store has no root inode yet (fresh state dir). */
+bool meta_is_empty(struct fs_meta *m);
+uint64_t meta_seq_next(struct fs_meta *m);
+
+int meta_begin(struct fs_meta *m, bool write, struct fs_txn *t);
+int meta_commit(struct fs_txn *t);
+void meta_abort(struct fs_txn *t);
+
+/* Settings kept in the store ("volume_id", "chunk_size", "next_ino"). */
+int meta_get_u64(struct fs_txn *t, const char *name, uint64_t *v);
+int meta_put_u64(struct fs_txn *t, const char *name, uint64_t v);
+int meta_get_blob(struct fs_txn *t, const char *name, void *buf, size_t len);
+int meta_put_blob(struct fs_txn *t, const char *name, const void *buf, size_t len);
+int meta_alloc_ino(struct fs_txn *t, uint64_t *ino);
+
+/* Inodes and dirents; the _put and _del calls also mark the mirror key dirty
+ * (mark = false only for rebuild). */
+int meta_inode_get(struct fs_txn *t, uint64_t ino, struct fs_inode *in);
+int meta_inode_put(struct fs_txn *t, const struct fs_inode *in, bool mark);
+int meta_dirent_get(struct fs_txn *t, uint64_t parent, const char *name,
+		    struct fs_dirent_val *d);
+int meta_dirent_put(struct fs_txn *t, uint64_t parent, const char *name,
+		    const struct fs_dirent_val *d, bool mark);
+int meta_dirent_del(struct fs_txn *t, uint64_t parent, const char *name);
+/* 0 if the directory has no entry, -ENOTEMPTY otherwise. */
+int meta_dir_empty(struct fs_txn *t, uint64_t dir);
+typedef int (*meta_dirent_cb)(const char *name, size_t nlen, const struct fs_dirent_val *d,
+			      void *arg);
+int meta_dir_list(struct fs_txn *t, uint64_t dir, meta_dirent_cb cb, void *arg);
+
+/* Chunk records (local flags + committed ref). */
+int meta_chunk_get(struct fs_txn *t, uint64_t ino, uint64_t idx, struct fs_chunk *c);
+/* mark_mirror: the committed ref changed, so the mirror key must follow. */
+int meta_chunk_put(struct fs_txn *t, uint64_t ino, uint64_t idx, const struct fs_chunk *c,
+		   bool mark_mirror);
+/* Marks chunk data dirty (to be uploaded). */
+int meta_chunk_dirty(struct fs_txn *t, uint64_t ino, uint64_t idx);
+/* Drops every chunk with index >= from: committed refs go to the pending
+ * frees, mirror keys are marked, data marks removed. */
+int meta_chunks_drop(struct fs_txn *t, uint64_t ino, uint64_t from);
+/* Removes an inode and its chunks (nlink reached 0 and no one has it open). */
+int meta_inode_purge(struct fs_txn *t, uint64_t ino);
+
+/* Dirty marks.  db: FS_MARK_MIRROR (mirror keys), FS_MARK_DATA ('c' keys of
+ * chunks to upload), FS_MARK_FREED (chunk ids to free). */
+enum { FS_MARK_MIRROR, FS_MARK_DATA, FS_MARK_FREED, FS_MARK_N };
+int meta_mark(struct fs_txn *t, int db, const uint8_t *key, size_t klen);
+int meta_mark_get(struct fs_txn *t, int db, const uint8_t *key, size_t klen,
+		  struct fs_mark *mk);
+int meta_mark_set(struct fs_txn *t, int db, const uint8_t *key, size_t klen,
+		  const struct fs_mark *mk);
+int meta_mark_del(struct fs_txn *t, int db, const uint8_t *key, size_t klen);
+/* Iterates the marks of db in key order from start (NULL: the beginning);
+ * cb returns 0 to go on, 1 to stop, or -errno. */
+typedef int (*meta_mark_cb)(const uint8_t *key, size_t klen, const struct fs_mark *mk,
+			    void *arg);
+int meta_mark_iter(struct fs_txn *t, int db, meta_mark_cb cb, void *arg);
+/* Smallest first_seq over every mark (UINT64_MAX if none). */
+int meta_marks_min_seq(struct fs_txn *t, uint64_t *min_seq, uint64_t *count);
+/* After a restart: uploads in progress are dirty again; orphans (nlink 0)
+ * purged, their inode numbers returned (malloc'd) for the cache files. */
+int meta_recover(struct fs_meta *m, uint64_t **orphans, size_t *n_orphans);
+/* Drops dirents whose inode or parent is missing (after a rebuild). */
+int meta_dirents_check(struct fs_txn *t, uint64_t *dropped);
+/* Iterates inodes (rebuild checks and recovery). */
+typedef int (*meta_inode_cb)(const struct fs_inode *in, void *arg);
+int meta_inode_iter(struct fs_txn *t, meta_inode_cb cb, void *arg);
+
+/* ---- cache.c: cache files and in-use inodes ---- */
+
+/* An inode in use: opened, or being read/written/truncated.  lock
+ * serializes data changes of the inode (fetch into the cache, write,
+ * truncate); it is always taken before an LMDB write transaction. */
+struct fs_node {
+	uint64_t ino;
+	pthread_mutex_t lock;
+	int fd;              /* cache file, -1 until needed; lock */
+	unsigned refs;       /* node table lock */
+	unsigned opens;      /* node table lock */
+	unsigned writers;    /* node table lock */
+	bool written;        /* written since open; lock */
+	struct fs_node *next; /* node table lock */
+};
+
+struct fs_cache;
+int cache_open(const char *dir, struct fs_cache **out);
+void cache_close(struct fs_cache *c);
+/* Removes every cache file (a rebuilt state must not trust old data). */
+int cache_wipe(struct fs_cache *c);
+void cache_path(const struct fs_cache *c, uint64_t ino, char *buf, size_t len);
+int cache_unlink(struct fs_cache *c, uint64_t ino);
+
+struct fs_node *node_get(uint64_t ino);
+void node_put(struct fs_node *n);
+/* Opened/released counts (for orphans and for the flusher's policy). */
+void node_open(struct fs_node *n, bool writer);
+void node_release(struct fs_node *n, bool writer, unsigned *opens_left);
+bool node_is_open(uint64_t ino);
+bool node_has_writer(uint64_t ino);
+/* The cache file of a locked node, opened (created sparse at size) once. */
+int node_fd(struct fs_node *n, uint64_t size);
+
+/* ---- flush.c ---- */
+
+int flush_start(void);
+void flush_stop(void);
+/* Wake the flusher (a written file was closed, or metadata changed). */
+void flush_kick(void);
+/* Durability barrier: returns when every change made before the call is
+ * committed to the FAT, -EIO if a flush round failed meanwhile, -ETIMEDOUT
+ * after timeout_ms. */
+int flush_barrier(unsigned timeout_ms);
+/* Status for the control socket. */
+struct flush_status {
+	uint64_t rounds, commits, failures, bytes_uploaded, chunks_uploaded;
+	uint64_t pending_marks;
+	int last_error;
+};
+void flush_get_status(struct flush_status *st);
+
+/* ---- mirror.c: rebuild ---- */
+int mirror_rebuild(void);
+
+/* ---- control.c ---- */
+int control_start(const char *mountpoint);
+void control_stop(void);
+
+/* ---- ops_*.c ---- */
+struct fuse_lowlevel_ops;
+void ops_fill(struct fuse_lowlevel_ops *ops);
+/* Reads (fetching absent chunks) and writes through the cache (ops_file.c);
+ * shared with truncate in ops_ns.c. */
+int fs_truncate(uint64_t ino, uint64_t size);
+int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx);
+void fs_time_now(struct fs_time *t);
+
+/* ---- global state (main.c) ---- */
+struct fs_state {
+	struct fs_config cfg;
+	struct fs_meta *meta;
+	struct fs_cache *cache;
+	struct alloc_ctx *alloc;
+	struct alloc_volume vol;
+	uint32_t chunk_size;
+	char mountpoint[4096];
+};
+extern struct fs_state fs;
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * ops.h - what the FUSE handler files (ops_ns.c, ops_file.c) share; only
+ * they include fuse_lowlevel.h.
+ */
+#ifndef PSTORE_FS_OPS_H
+#define PSTORE_FS_OPS_H
+
+#include <fuse_lowlevel.h>
+
+#include "fs.h"
+
+/* Creates name in parent (regular file, directory, symlink, fifo, socket)
+ * owned by the caller; fills e.  0 or -errno. */
+int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode,
+	     uint32_t rdev, const char *target, struct fuse_entry_param *e);
+void ops_fill_entry(const struct fs_inode *in, struct fuse_entry_param *e);
+void ops_stat(const struct fs_inode *in, struct stat *st);
+/* Opens ino for fi (and replies open, or create when e is given). */
+void ops_open_node(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   const struct fuse_entry_param *e);
+void ops_release_node(struct fs_node *n, int flags);
+
+void ops_fill_file(struct fuse_lowlevel_ops *ops);
+void ops_fill_ns(struct fuse_lowlevel_ops *ops);
+
+#endif

@@ -1,0 +1,501 @@
+/*
+ * ops_file.c - FUSE handlers for file data: create, open, read, write,
+ * flush, release, fsync, and the truncate used by setattr; plus init and
+ * destroy of the session.
+ *
+ * Data goes through the inode's cache file (cache.c).  A write marks the
+ * chunks it touches dirty in the same LMDB transaction that records the new
+ * size, so the flusher (flush.c) uploads them later; a read of a committed
+ * chunk the cache does not hold fetches it first (alloc_fetch).  A partial
+ * write or a truncate into such a chunk fetches it too, because chunks are
+ * uploaded whole.  The node lock orders these per inode.
+ *
+ * Writers never wait for the network (except for that read-modify-write
+ * fetch); fsync waits for the flusher's commit.
+ */
+#define FUSE_USE_VERSION 35
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "fs.h"
+#include "ops.h"
+
+static uint64_t chunk_len_at(uint64_t size, uint64_t idx)
+{
+	uint64_t start = idx * fs.chunk_size;
+
+	return start >= size ? 0 : MIN((uint64_t)fs.chunk_size, size - start);
+}
+
+/* n locked.  Fetches committed chunk idx into the cache file and marks it
+ * present. */
+int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
+{
+	struct fs_txn t;
+	struct fs_chunk c;
+	uint8_t *buf = NULL;
+	uint64_t len = chunk_len_at(in->size, idx);
+	int fd, rc;
+
+	rc = meta_begin(fs.meta, false, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_chunk_get(&t, n->ino, idx, &c);
+	meta_abort(&t);
+	if (rc == -ENOENT || (rc == 0 && (!(c.flags & FS_CHUNK_REF) || (c.flags & FS_CHUNK_PRESENT))))
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (len == 0)
+		return 0;
+	buf = malloc(MAX((size_t)fs.chunk_size, (size_t)c.ref.raw_len));
+	if (!buf)
+		return -ENOMEM;
+	rc = alloc_fetch(fs.alloc, &c.ref, buf);
+	if (rc < 0) {
+		char hex[2 * CHUNK_ID_LEN + 1];
+
+		chunk_id_hex(c.ref.chunk_id, hex);
+		log_err("read: inode %" PRIu64 " chunk %" PRIu64 " (%s): fetch failed: %s", n->ino,
+			idx, hex, strerror(-rc));
+		rc = -EIO;
+		goto out;
+	}
+	if (c.ref.raw_len < len)
+		memset(buf + c.ref.raw_len, 0, len - c.ref.raw_len);
+	fd = node_fd(n, in->size);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	rc = pwrite_full(fd, buf, len, idx * fs.chunk_size);
+	if (rc < 0) {
+		log_err("cache: writing inode %" PRIu64 ": %s", n->ino, strerror(-rc));
+		goto out;
+	}
+	rc = meta_begin(fs.meta, true, &t);
+	if (rc < 0)
+		goto out;
+	rc = meta_chunk_get(&t, n->ino, idx, &c);
+	if (rc == 0) {
+		c.flags |= FS_CHUNK_PRESENT;
+		rc = meta_chunk_put(&t, n->ino, idx, &c, false);
+	}
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+out:
+	free(buf);
+	return rc;
+}
+
+static int get_inode(uint64_t ino, struct fs_inode *in)
+{
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, false, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_inode_get(&t, ino, in);
+	meta_abort(&t);
+	return rc;
+}
+
+/* Fetches chunk idx unless [from, to) covers all of its bytes below size. */
+static int fetch_unless_covered(struct fs_node *n, const struct fs_inode *in, uint64_t idx,
+				uint64_t from, uint64_t to)
+{
+	uint64_t start = idx * fs.chunk_size, len = chunk_len_at(in->size, idx);
+
+	if (len == 0 || (from <= start && to >= start + len))
+		return 0;
+	return fs_fetch_chunk(n, in, idx);
+}
+
+int fs_truncate(uint64_t ino, uint64_t size)
+{
+	struct fs_node *n = node_get(ino);
+	struct fs_inode *in = malloc(sizeof(*in));
+	struct fs_txn t;
+	uint64_t cs = fs.chunk_size;
+	int fd, rc;
+
+	if (!n || !in) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	pthread_mutex_lock(&n->lock);
+	rc = get_inode(ino, in);
+	if (rc < 0)
+		goto out;
+	if ((in->mode & S_IFMT) != S_IFREG) {
+		rc = (in->mode & S_IFMT) == S_IFDIR ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if (size > (UINT64_C(1) << 62)) {
+		rc = -EFBIG;
+		goto out;
+	}
+	if (size < in->size && size % cs) {
+		rc = fs_fetch_chunk(n, in, size / cs);
+		if (rc < 0)
+			goto out;
+	}
+	fd = node_fd(n, in->size);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		rc = -errno;
+		log_err("cache: truncating inode %" PRIu64 ": %s", ino, strerror(errno));
+		goto out;
+	}
+	rc = meta_begin(fs.meta, true, &t);
+	if (rc < 0)
+		goto out;
+	rc = meta_inode_get(&t, ino, in);
+	if (rc == 0 && size < in->size) {
+		struct fs_chunk c;
+
+		rc = meta_chunks_drop(&t, ino, (size + cs - 1) / cs);
+		if (rc == 0 && size % cs && meta_chunk_get(&t, ino, size / cs, &c) == 0) {
+			c.flags |= FS_CHUNK_PRESENT;
+			rc = meta_chunk_put(&t, ino, size / cs, &c, false);
+			if (rc == 0)
+				rc = meta_chunk_dirty(&t, ino, size / cs);
+		}
+	}
+	if (rc == 0) {
+		in->size = size;
+		fs_time_now(&in->mtime);
+		in->ctime = in->mtime;
+		rc = meta_inode_put(&t, in, true);
+	}
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+	if (rc == 0)
+		n->written = true;
+out:
+	pthread_mutex_unlock(&n->lock);
+out_free:
+	free(in);
+	node_put(n);
+	if (rc == 0)
+		flush_kick();
+	return rc;
+}
+
+/* ---- handlers ---- */
+
+void ops_open_node(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   const struct fuse_entry_param *e)
+{
+	struct fs_node *n = node_get(ino);
+
+	if (!n) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	node_open(n, (fi->flags & O_ACCMODE) != O_RDONLY);
+	fi->fh = (uintptr_t)n;
+	/* This mount is the volume's only writer: cached pages stay valid. */
+	fi->keep_cache = 1;
+	if (e) {
+		if (fuse_reply_create(req, e, fi) == -ENOENT)
+			ops_release_node(n, fi->flags);
+	} else if (fuse_reply_open(req, fi) == -ENOENT) {
+		ops_release_node(n, fi->flags);
+	}
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = malloc(sizeof(*in));
+	int rc;
+
+	rc = in ? get_inode(ino, in) : -ENOMEM;
+	if (rc == 0 && (in->mode & S_IFMT) == S_IFDIR)
+		rc = -EISDIR;
+	else if (rc == 0 && (in->mode & S_IFMT) != S_IFREG)
+		rc = -EINVAL;
+	free(in);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	ops_open_node(req, ino, fi, NULL);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	int rc = ops_make(req, parent, name, (mode & 07777) | S_IFREG, 0, NULL, &e);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	ops_open_node(req, e.ino, fi, &e);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_node *n = (struct fs_node *)(uintptr_t)fi->fh;
+	struct fs_inode *in = malloc(sizeof(*in));
+	uint8_t *buf = NULL;
+	uint64_t end;
+	int fd, rc;
+
+	(void)ino;
+	if (!in) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&n->lock);
+	rc = get_inode(n->ino, in);
+	if (rc < 0)
+		goto out;
+	if (off < 0 || (uint64_t)off >= in->size || size == 0) {
+		size = 0;
+		goto out;
+	}
+	end = MIN(in->size, (uint64_t)off + size);
+	size = (size_t)(end - (uint64_t)off);
+	for (uint64_t i = (uint64_t)off / fs.chunk_size; i <= (end - 1) / fs.chunk_size; i++) {
+		rc = fs_fetch_chunk(n, in, i);
+		if (rc < 0)
+			goto out;
+	}
+	fd = node_fd(n, in->size);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = pread_full(fd, buf, size, (uint64_t)off);
+	if (rc == -ENODATA) {
+		log_err("cache: inode %" PRIu64 " cache file shorter than the file", n->ino);
+		rc = -EIO;
+	}
+out:
+	pthread_mutex_unlock(&n->lock);
+	free(in);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, (const char *)buf, size);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct fs_node *n = (struct fs_node *)(uintptr_t)fi->fh;
+	struct fs_inode *in = malloc(sizeof(*in));
+	struct fs_txn t;
+	uint64_t from = (uint64_t)off, to, first, last;
+	int fd, rc;
+
+	(void)ino;
+	if (!in) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (off < 0 || (uint64_t)off + size > (UINT64_C(1) << 62)) {
+		free(in);
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	if (size == 0) {
+		free(in);
+		fuse_reply_write(req, 0);
+		return;
+	}
+	to = from + size;
+	first = from / fs.chunk_size;
+	last = (to - 1) / fs.chunk_size;
+	pthread_mutex_lock(&n->lock);
+	rc = get_inode(n->ino, in);
+	if (rc == 0)
+		rc = fetch_unless_covered(n, in, first, from, to);
+	if (rc == 0 && last != first)
+		rc = fetch_unless_covered(n, in, last, from, to);
+	if (rc < 0)
+		goto out;
+	fd = node_fd(n, in->size);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	rc = pwrite_full(fd, data, size, from);
+	if (rc < 0) {
+		log_err("cache: writing inode %" PRIu64 ": %s", n->ino, strerror(-rc));
+		goto out;
+	}
+	rc = meta_begin(fs.meta, true, &t);
+	if (rc < 0)
+		goto out;
+	rc = meta_inode_get(&t, n->ino, in);
+	for (uint64_t i = first; rc == 0 && i <= last; i++) {
+		struct fs_chunk c;
+
+		rc = meta_chunk_get(&t, n->ino, i, &c);
+		if (rc == -ENOENT) {
+			memset(&c, 0, sizeof(c));
+			rc = 0;
+		}
+		if (rc == 0 && !(c.flags & FS_CHUNK_PRESENT)) {
+			c.flags |= FS_CHUNK_PRESENT;
+			rc = meta_chunk_put(&t, n->ino, i, &c, false);
+		}
+		if (rc == 0)
+			rc = meta_chunk_dirty(&t, n->ino, i);
+	}
+	if (rc == 0) {
+		in->size = MAX(in->size, to);
+		fs_time_now(&in->mtime);
+		in->ctime = in->mtime;
+		in->mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+		rc = meta_inode_put(&t, in, true);
+	}
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+	if (rc == 0)
+		n->written = true;
+out:
+	pthread_mutex_unlock(&n->lock);
+	free(in);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino, (void)fi;
+	/* close hands the data to the local cache; the flusher takes it from
+	 * there (docs/semantics.md). */
+	fuse_reply_err(req, 0);
+}
+
+/* Last close of an unlinked file: its data goes now. */
+static void purge_if_orphan(uint64_t ino)
+{
+	struct fs_inode *in = malloc(sizeof(*in));
+	struct fs_txn t;
+	bool purged = false;
+	int rc;
+
+	if (!in)
+		return;
+	rc = meta_begin(fs.meta, true, &t);
+	if (rc < 0)
+		goto out;
+	rc = meta_inode_get(&t, ino, in);
+	if (rc == 0 && in->nlink == 0 && !node_is_open(ino)) {
+		rc = meta_inode_purge(&t, ino);
+		purged = rc == 0;
+	}
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+	if (rc == 0 && purged)
+		cache_unlink(fs.cache, ino);
+out:
+	free(in);
+}
+
+void ops_release_node(struct fs_node *n, int flags)
+{
+	unsigned left;
+	bool written;
+
+	node_release(n, (flags & O_ACCMODE) != O_RDONLY, &left);
+	pthread_mutex_lock(&n->lock);
+	written = n->written;
+	if (left == 0)
+		n->written = false;
+	pthread_mutex_unlock(&n->lock);
+	if (left == 0)
+		purge_if_orphan(n->ino);
+	node_put(n);
+	if (written)
+		flush_kick();
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	ops_release_node((struct fs_node *)(uintptr_t)fi->fh, fi->flags);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int rc;
+
+	(void)ino, (void)datasync, (void)fi;
+	rc = flush_barrier(fs.cfg.sync_timeout_ms);
+	fuse_reply_err(req, rc == 0 ? 0 : EIO);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (fs.cfg.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_write = 1u << 20;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	log_info("mounted volume %s at %s (chunk size %u, writeback cache %s)", fs.vol.name,
+		 fs.mountpoint, fs.chunk_size,
+		 (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off");
+}
+
+static void op_destroy(void *userdata)
+{
+	int rc;
+
+	(void)userdata;
+	log_info("unmounting: committing everything not yet in the FAT");
+	rc = flush_barrier(fs.cfg.sync_timeout_ms);
+	if (rc < 0)
+		log_err("unmount: not everything could be committed (%s); the local state keeps "
+			"it and the next mount retries", strerror(-rc));
+}
+
+void ops_fill_file(struct fuse_lowlevel_ops *ops)
+{
+	ops->init = op_init;
+	ops->destroy = op_destroy;
+	ops->create = op_create;
+	ops->open = op_open;
+	ops->read = op_read;
+	ops->write = op_write;
+	ops->flush = op_flush;
+	ops->release = op_release;
+	ops->fsync = op_fsync;
+}
