@@ -534,7 +534,8 @@ int main(int argc, char *argv[])
 		rc = fuse_session_loop(se);
 	} else {
 		lc.clone_fd = copts.clone_fd;
-		lc.max_idle_threads = copts.max_idle_threads;
+		/* UINT_MAX is fuse_parse_cmdline's "not given" */
+		lc.max_idle_threads = copts.max_idle_threads == UINT_MAX ? 10 : copts.max_idle_threads;
 		rc = fuse_session_loop_mt(se, &lc);
 	}
 	ret = rc == 0 ? 0 : 1;
