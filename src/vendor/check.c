@@ -14,7 +14,7 @@
 #include "vendor.h"
 
 static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
@@ -53,7 +53,8 @@ int vcheck_chain(const Pstore__ChunkPut *put, const struct chunk_hdr *h, uint32_
 	uint16_t port;
 
 	if (pos < 0)
-		return fail(-EACCES, err, errlen, "vendor %u is not in the chunk's chain", self);
+		return fail(-EACCES, err, errlen, "vendor %u is not in the chunk's chain",
+			    self);
 	if (put->n_chain == 0 || put->n_chain > CHUNK_MAX_CHAIN)
 		return fail(-EINVAL, err, errlen, "chain of %zu hops (1..%d)", put->n_chain,
 			    CHUNK_MAX_CHAIN);

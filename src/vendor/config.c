@@ -14,29 +14,43 @@
 #include "vendor.h"
 
 enum cfg_key {
-	K_ID, K_LISTEN, K_ADDRESS, K_ZONE, K_DEVICES, K_CAPACITY, K_INDEX, K_FAT,
-	K_HEARTBEAT, K_WORKERS, K_LOG_LEVEL, K_BANDWIDTH, K_CA, K_CERT, K_KEY, K_COUNT
+	K_ID,
+	K_LISTEN,
+	K_ADDRESS,
+	K_ZONE,
+	K_DEVICES,
+	K_CAPACITY,
+	K_INDEX,
+	K_FAT,
+	K_HEARTBEAT,
+	K_WORKERS,
+	K_LOG_LEVEL,
+	K_BANDWIDTH,
+	K_CA,
+	K_CERT,
+	K_KEY,
+	K_COUNT
 };
 
 static const struct {
 	const char *section;
 	const char *name;
 } cfg_keys[K_COUNT] = {
-	[K_ID] = {"vendor", "id"},
-	[K_LISTEN] = {"vendor", "listen"},
-	[K_ADDRESS] = {"vendor", "address"},
-	[K_ZONE] = {"vendor", "zone"},
-	[K_DEVICES] = {"vendor", "devices"},
-	[K_CAPACITY] = {"vendor", "capacity"},
-	[K_INDEX] = {"vendor", "index"},
-	[K_FAT] = {"vendor", "fat"},
-	[K_HEARTBEAT] = {"vendor", "heartbeat_ms"},
-	[K_WORKERS] = {"vendor", "workers"},
-	[K_LOG_LEVEL] = {"vendor", "log_level"},
-	[K_BANDWIDTH] = {"vendor", "bandwidth"},
-	[K_CA] = {"tls", "ca"},
-	[K_CERT] = {"tls", "cert"},
-	[K_KEY] = {"tls", "key"},
+    [K_ID] = {"vendor", "id"},
+    [K_LISTEN] = {"vendor", "listen"},
+    [K_ADDRESS] = {"vendor", "address"},
+    [K_ZONE] = {"vendor", "zone"},
+    [K_DEVICES] = {"vendor", "devices"},
+    [K_CAPACITY] = {"vendor", "capacity"},
+    [K_INDEX] = {"vendor", "index"},
+    [K_FAT] = {"vendor", "fat"},
+    [K_HEARTBEAT] = {"vendor", "heartbeat_ms"},
+    [K_WORKERS] = {"vendor", "workers"},
+    [K_LOG_LEVEL] = {"vendor", "log_level"},
+    [K_BANDWIDTH] = {"vendor", "bandwidth"},
+    [K_CA] = {"tls", "ca"},
+    [K_CERT] = {"tls", "cert"},
+    [K_KEY] = {"tls", "key"},
 };
 
 struct cfg_parse {
@@ -63,7 +77,7 @@ static char *cfg_reader(char *str, int num, void *stream)
 }
 
 static int cfg_fail(struct cfg_parse *p, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int cfg_fail(struct cfg_parse *p, const char *key, const char *fmt, ...)
 {
@@ -301,7 +315,8 @@ static int cfg_check_devices(struct cfg_parse *p)
 
 		if (stat(d, &st) == 0) {
 			if (!S_ISDIR(st.st_mode))
-				return cfg_fail(p, "[vendor] devices", "'%s' is not a directory", d);
+				return cfg_fail(p, "[vendor] devices",
+						"'%s' is not a directory", d);
 			continue;
 		}
 		rc = mkdir_p(d, 0750);
@@ -312,11 +327,10 @@ static int cfg_check_devices(struct cfg_parse *p)
 	return 1;
 }
 
-int vendor_config_load(const char *path, struct vendor_config *cfg, char *err,
-		       size_t errlen)
+int vendor_config_load(const char *path, struct vendor_config *cfg, char *err, size_t errlen)
 {
 	static const enum cfg_key required[] = {K_ID,  K_LISTEN, K_DEVICES, K_INDEX,
-						K_FAT, K_CA,     K_CERT,    K_KEY};
+						K_FAT, K_CA,	 K_CERT,    K_KEY};
 	struct cfg_parse p = {.file = path, .cfg = cfg, .err = err, .errlen = errlen};
 	int rc;
 
@@ -333,8 +347,8 @@ int vendor_config_load(const char *path, struct vendor_config *cfg, char *err,
 	fclose(p.fp);
 	if (rc != 0 && !p.failed) {
 		p.line = rc > 0 ? rc : 0;
-		cfg_fail(&p, "syntax", rc > 0 ? "not 'key = value' nor '[section]'"
-					      : "cannot read the file");
+		cfg_fail(&p, "syntax",
+			 rc > 0 ? "not 'key = value' nor '[section]'" : "cannot read the file");
 	}
 	p.line = 0;
 	for (size_t i = 0; !p.failed && i < ARRAY_SIZE(required); i++)

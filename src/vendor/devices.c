@@ -11,8 +11,8 @@
 #include "common.h"
 #include "vendor.h"
 
-int vdev_piece_path(const struct vendor_device *d, const uint8_t id[CHUNK_ID_LEN],
-		    unsigned i, char *out, size_t outlen)
+int vdev_piece_path(const struct vendor_device *d, const uint8_t id[CHUNK_ID_LEN], unsigned i,
+		    char *out, size_t outlen)
 {
 	char hex[2 * CHUNK_ID_LEN + 1];
 	int n;
@@ -51,8 +51,8 @@ void vdev_split(uint64_t len, unsigned p, uint64_t *lengths, uint64_t *offsets)
 	}
 }
 
-int vdev_place(const uint64_t *free_bytes, size_t n, unsigned start,
-	       const uint64_t *lengths, unsigned p, unsigned *dev_of_piece)
+int vdev_place(const uint64_t *free_bytes, size_t n, unsigned start, const uint64_t *lengths,
+	       unsigned p, unsigned *dev_of_piece)
 {
 	uint64_t need[VENDOR_MAX_DEVICES];
 

@@ -37,18 +37,20 @@ static int dump_chunk(const uint8_t *id, const Pstore__VChunk *rec, void *arg)
 		json_object_object_add(o, "chunk_id", json_object_new_string(hex));
 		json_object_object_add(o, "owner", json_object_new_string(owner));
 		json_object_object_add(o, "lease_id", json_object_new_uint64(rec->lease_id));
-		json_object_object_add(o, "stored_len", json_object_new_uint64(rec->stored_len));
+		json_object_object_add(o, "stored_len",
+				       json_object_new_uint64(rec->stored_len));
 		json_object_object_add(o, "raw_len", json_object_new_uint64(rec->raw_len));
-		json_object_object_add(o, "source",
-				       json_object_new_string(rec->source == PSTORE__VSOURCE__VSOURCE_VENDOR
-								      ? "vendor"
-								      : "client"));
+		json_object_object_add(
+		    o, "source",
+		    json_object_new_string(
+			rec->source == PSTORE__VSOURCE__VSOURCE_VENDOR ? "vendor" : "client"));
 		json_object_object_add(o, "time_ms", json_object_new_uint64(rec->time_ms));
 		for (size_t i = 0; i < rec->n_pieces; i++) {
 			json_object *p = json_object_new_object();
 
-			json_object_object_add(p, "device",
-					       json_object_new_string(dev_path(c, rec->pieces[i]->device)));
+			json_object_object_add(
+			    p, "device",
+			    json_object_new_string(dev_path(c, rec->pieces[i]->device)));
 			json_object_object_add(p, "length",
 					       json_object_new_uint64(rec->pieces[i]->length));
 			json_object_object_add(p, "offset",
@@ -61,8 +63,8 @@ static int dump_chunk(const uint8_t *id, const Pstore__VChunk *rec, void *arg)
 	}
 	printf("%s owner %s stored %llu raw %llu pieces %zu (%s)\n", hex, owner,
 	       (unsigned long long)rec->stored_len, (unsigned long long)rec->raw_len,
-	       rec->n_pieces, rec->source == PSTORE__VSOURCE__VSOURCE_VENDOR ? "from vendor"
-									 : "from client");
+	       rec->n_pieces,
+	       rec->source == PSTORE__VSOURCE__VSOURCE_VENDOR ? "from vendor" : "from client");
 	for (size_t i = 0; i < rec->n_pieces; i++)
 		printf("  piece %zu: %s length %llu offset %llu\n", i,
 		       dev_path(c, rec->pieces[i]->device),
@@ -106,14 +108,16 @@ int vdump_index(const char *dir, bool json)
 		json_object_object_add(root, "chunks", c.chunks);
 		c.chunks = NULL;
 		json_object_object_add(s, "chunks", json_object_new_uint64(st.chunks));
-		json_object_object_add(s, "bytes_stored", json_object_new_uint64(st.bytes_stored));
+		json_object_object_add(s, "bytes_stored",
+				       json_object_new_uint64(st.bytes_stored));
 		json_object_object_add(s, "pieces", json_object_new_uint64(st.pieces));
 		json_object_object_add(s, "bytes_from_clients",
 				       json_object_new_uint64(st.bytes_from_clients));
 		json_object_object_add(s, "bytes_from_vendors",
 				       json_object_new_uint64(st.bytes_from_vendors));
 		json_object_object_add(s, "receipts", json_object_new_uint64(st.receipts));
-		json_object_object_add(s, "receipt_bytes", json_object_new_uint64(st.receipt_bytes));
+		json_object_object_add(s, "receipt_bytes",
+				       json_object_new_uint64(st.receipt_bytes));
 		json_object_object_add(root, "stats", s);
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	} else {

@@ -28,10 +28,10 @@ struct vendor_fatlink {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;         /* stop requested */
-	bool stop;                   /* lock */
+	pthread_cond_t cond;		  /* stop requested */
+	bool stop;			  /* lock */
 	uint8_t (*deleted)[CHUNK_ID_LEN]; /* lock: to report in the next hello */
-	size_t ndeleted, capdeleted; /* lock */
+	size_t ndeleted, capdeleted;	  /* lock */
 };
 
 void vfatlink_note_deleted(struct vendor_fatlink *fl, const uint8_t id[CHUNK_ID_LEN])

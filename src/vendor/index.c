@@ -356,7 +356,7 @@ int vindex_chunk_commit(struct vendor_index *ix, const uint8_t id[CHUNK_ID_LEN],
 	rc = mdb_get(txn, ix->chunks, &k, &v);
 	if (rc == 0) {
 		Pstore__VChunk *old =
-			(Pstore__VChunk *)unpack_val(&pstore__vchunk__descriptor, &v);
+		    (Pstore__VChunk *)unpack_val(&pstore__vchunk__descriptor, &v);
 		bool same = old && same_digest(old, rec);
 
 		if (old)
@@ -517,7 +517,8 @@ int vindex_lease_prune(struct vendor_index *ix, uint64_t before_ms)
 	if (rc < 0)
 		goto out;
 	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-		Pstore__VLease *l = (Pstore__VLease *)unpack_val(&pstore__vlease__descriptor, &v);
+		Pstore__VLease *l =
+		    (Pstore__VLease *)unpack_val(&pstore__vlease__descriptor, &v);
 		bool old = !l || l->expiry_ms < before_ms;
 
 		op = MDB_NEXT;
@@ -611,20 +612,5 @@ int vindex_receipts_add(struct vendor_index *ix, Pstore__Receipt *const *r, size
 	}
 	if (txn)
 		mdb_txn_abort(txn);
-	return rc;
-}
-
-int vindex_receipts_count(struct vendor_index *ix, uint64_t *n)
-{
-	MDB_txn *txn;
-	MDB_stat st;
-	int rc = mdb_err(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn));
-
-	if (rc < 0)
-		return rc;
-	rc = mdb_err(mdb_stat(txn, ix->receipts, &st));
-	if (rc == 0)
-		*n = st.ms_entries;
-	mdb_txn_abort(txn);
 	return rc;
 }

@@ -48,7 +48,7 @@ static int run(const struct vendor_config *cfg)
 
 	pthread_rwlock_init(&vd.key_lock, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (vstore_open((char (*)[VENDOR_PATH_MAX])cfg->devices, cfg->n_devices, cfg->capacity,
+	if (vstore_open((char(*)[VENDOR_PATH_MAX])cfg->devices, cfg->n_devices, cfg->capacity,
 			cfg->index, &vd.store) < 0)
 		goto out;
 	vd.tls_server = xport_tls_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, true);
@@ -113,14 +113,10 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'n'},
-		{"debug", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"dump-index", no_argument, NULL, 1},
-		{"json", no_argument, NULL, 2},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'n'},
+	    {"debug", no_argument, NULL, 'd'},	      {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {"dump-index", no_argument, NULL, 1},
+	    {"json", no_argument, NULL, 2},	      {NULL, 0, NULL, 0},
 	};
 	const char *config = DEFAULT_CONFIG;
 	bool check = false, debug = false, dump = false, json = false;

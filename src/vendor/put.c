@@ -18,13 +18,13 @@
 
 struct vput_op {
 	struct vendord *vd;
-	struct xport_req *req;      /* owned until the reply */
+	struct xport_req *req; /* owned until the reply */
 	Pstore__ChunkPut *put;
 	struct chunk_hdr hdr;
 	pthread_mutex_t lock;
-	int pending;                /* lock: parts not finished (local, forward) */
-	int local_rc;               /* lock */
-	int fwd_rc;                 /* lock: 0 or -errno of the call */
+	int pending;		    /* lock: parts not finished (local, forward) */
+	int local_rc;		    /* lock */
+	int fwd_rc;		    /* lock: 0 or -errno of the call */
 	Pstore__ChunkPutReply *fwd; /* lock: the downstream's reply */
 	char fwd_err[256];
 };
@@ -76,8 +76,8 @@ static void op_reply(struct vput_op *op)
 		for (size_t i = 0; i < op->fwd->n_failed && nf < CHUNK_MAX_CHAIN; i++) {
 			uint32_t v = op->fwd->failed[i];
 
-			if (chunk_hdr_chain_pos(&op->hdr, v) >= 0 && !id_listed(failed, nf, v) &&
-			    !id_listed(stored, ns, v))
+			if (chunk_hdr_chain_pos(&op->hdr, v) >= 0 &&
+			    !id_listed(failed, nf, v) && !id_listed(stored, ns, v))
 				failed[nf++] = v;
 		}
 		if (op->fwd->detail && op->fwd->detail[0])
@@ -175,7 +175,8 @@ static bool put_checks(struct vput_op *op, bool *from_vendor, struct cap_token *
 		return false;
 	}
 	*from_vendor = op->put->from_vendor && strcmp(role, "vendor") == 0;
-	if (req->data_len < CHUNK_HDR_LEN || chunk_hdr_decode(req->data, req->data_len, &op->hdr) < 0) {
+	if (req->data_len < CHUNK_HDR_LEN ||
+	    chunk_hdr_decode(req->data, req->data_len, &op->hdr) < 0) {
 		xport_reply_error(req, EBADMSG, "bad chunk header");
 		return false;
 	}

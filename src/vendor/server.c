@@ -46,7 +46,8 @@ int vendord_set_fat_key(struct vendord *vd, const uint8_t *pub, size_t len)
 
 static void handle_get(struct vendord *vd, struct xport_req *req)
 {
-	Pstore__ChunkGet *g = (Pstore__ChunkGet *)xport_req_unpack(req, &pstore__chunk_get__descriptor);
+	Pstore__ChunkGet *g =
+	    (Pstore__ChunkGet *)xport_req_unpack(req, &pstore__chunk_get__descriptor);
 	Pstore__ChunkGetReply r = PSTORE__CHUNK_GET_REPLY__INIT;
 	uint8_t hdr[CHUNK_HDR_LEN], *buf = NULL;
 	uint64_t stored_len = 0;
@@ -86,7 +87,7 @@ out:
 static void handle_receipts(struct vendord *vd, struct xport_req *req)
 {
 	Pstore__ReceiptBatch *b =
-		(Pstore__ReceiptBatch *)xport_req_unpack(req, &pstore__receipt_batch__descriptor);
+	    (Pstore__ReceiptBatch *)xport_req_unpack(req, &pstore__receipt_batch__descriptor);
 	Pstore__Empty e = PSTORE__EMPTY__INIT;
 	int rc;
 
@@ -109,7 +110,8 @@ static void handle_receipts(struct vendord *vd, struct xport_req *req)
 			goto out;
 		}
 	}
-	rc = vindex_receipts_add(vstore_index(vd->store), b->receipts, b->n_receipts, req->peer);
+	rc =
+	    vindex_receipts_add(vstore_index(vd->store), b->receipts, b->n_receipts, req->peer);
 	if (rc < 0)
 		xport_reply_error(req, -rc, "recording receipts failed: %s", strerror(-rc));
 	else
@@ -176,6 +178,7 @@ void vserver_handle(struct xport_req *req, void *arg)
 	if (rc < 0) {
 		free(t);
 		xport_reply_error(req, rc == -EAGAIN ? EAGAIN : ESHUTDOWN,
-				  rc == -EAGAIN ? "vendor busy, retry" : "vendor is shutting down");
+				  rc == -EAGAIN ? "vendor busy, retry"
+						: "vendor is shutting down");
 	}
 }

@@ -31,13 +31,16 @@ struct vendor_store {
 	size_t ndev;
 	struct vendor_device devs[VENDOR_MAX_DEVICES]; /* .used under lock */
 	pthread_mutex_t lock;
-	pthread_cond_t released;  /* a busy id was released */
-	unsigned next_start;      /* lock: rotation of the first device */
+	pthread_cond_t released;       /* a busy id was released */
+	unsigned next_start;	       /* lock: rotation of the first device */
 	uint8_t (*busy)[CHUNK_ID_LEN]; /* lock: ids being written or deleted */
 	size_t nbusy, capbusy;
 };
 
-struct vendor_index *vstore_index(struct vendor_store *st) { return st->ix; }
+struct vendor_index *vstore_index(struct vendor_store *st)
+{
+	return st->ix;
+}
 
 static ssize_t busy_find(struct vendor_store *st, const uint8_t *id)
 {
@@ -168,8 +171,8 @@ static int piece_write(const struct vendor_device *d, const uint8_t *id, unsigne
 	return rc;
 }
 
-static void pieces_unlink(struct vendor_store *st, const uint8_t *id,
-			  const Pstore__VChunk *rec, size_t n)
+static void pieces_unlink(struct vendor_store *st, const uint8_t *id, const Pstore__VChunk *rec,
+			  size_t n)
 {
 	char path[VENDOR_PATH_MAX + 64];
 
@@ -264,8 +267,8 @@ int vstore_put(struct vendor_store *st, const struct vstore_put *p)
 	rec.digest.len = CHUNK_DIGEST_LEN;
 	rec.n_pieces = np;
 	rec.pieces = ppieces;
-	rec.source = p->from_vendor ? PSTORE__VSOURCE__VSOURCE_VENDOR
-				    : PSTORE__VSOURCE__VSOURCE_CLIENT;
+	rec.source =
+	    p->from_vendor ? PSTORE__VSOURCE__VSOURCE_VENDOR : PSTORE__VSOURCE__VSOURCE_CLIENT;
 	rec.time_ms = wall_ms();
 
 	for (written = 0; written < np; written++) {
@@ -324,9 +327,9 @@ static int piece_read(struct vendor_store *st, const uint8_t *id, unsigned i,
 	return 0;
 }
 
-int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
-		const uint8_t *owner, uint64_t off, uint64_t len, size_t headroom,
-		uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n, uint64_t *stored_len)
+int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const uint8_t *owner,
+		uint64_t off, uint64_t len, size_t headroom, uint8_t hdr[CHUNK_HDR_LEN],
+		uint8_t **buf, size_t *n, uint64_t *stored_len)
 {
 	Pstore__VChunk *rec = NULL;
 	uint8_t *mem = NULL, *out;
@@ -462,8 +465,8 @@ static bool piece_known(struct vendor_store *st, const struct vendor_device *d,
 	return known;
 }
 
-static int recover_dir(struct vendor_store *st, const struct vendor_device *d,
-		       const char *dir, unsigned *removed)
+static int recover_dir(struct vendor_store *st, const struct vendor_device *d, const char *dir,
+		       unsigned *removed)
 {
 	DIR *dp = opendir(dir);
 	struct dirent *de;

@@ -46,14 +46,14 @@ struct vendor_config {
 	char zone[64];
 	char devices[VENDOR_MAX_DEVICES][VENDOR_PATH_MAX];
 	size_t n_devices;
-	uint64_t capacity;             /* per device; 0 = the filesystem's size */
+	uint64_t capacity; /* per device; 0 = the filesystem's size */
 	char index[VENDOR_PATH_MAX];
 	char fat[VENDOR_MAX_FAT][VENDOR_ADDR_MAX];
 	size_t n_fat;
 	uint32_t heartbeat_ms;
 	unsigned workers;
 	int log_level;
-	uint64_t bandwidth;            /* declared bytes/s, 0 = unknown */
+	uint64_t bandwidth; /* declared bytes/s, 0 = unknown */
 	char tls_ca[VENDOR_PATH_MAX];
 	char tls_cert[VENDOR_PATH_MAX];
 	char tls_key[VENDOR_PATH_MAX];
@@ -62,8 +62,7 @@ struct vendor_config {
 /* Parses and checks path into cfg.  Device directories that do not exist
  * are created.  On error returns -EINVAL (or -errno of the file) with a
  * "file:line: key: what is wrong" message in err. */
-int vendor_config_load(const char *path, struct vendor_config *cfg, char *err,
-		       size_t errlen);
+int vendor_config_load(const char *path, struct vendor_config *cfg, char *err, size_t errlen);
 
 /* ---- index.c ---- */
 
@@ -74,8 +73,8 @@ void vindex_close(struct vendor_index *ix);
 
 /* Maps device paths to stable ids (indices into the recorded device table),
  * appending unknown paths to the table. */
-int vindex_devices_map(struct vendor_index *ix, char (*paths)[VENDOR_PATH_MAX],
-		       size_t n, uint32_t *ids);
+int vindex_devices_map(struct vendor_index *ix, char (*paths)[VENDOR_PATH_MAX], size_t n,
+		       uint32_t *ids);
 /* The recorded device table; *out freed with pstore__vdevice_table__free_unpacked
  * (NULL if none was recorded). */
 int vindex_device_table(struct vendor_index *ix, Pstore__VDeviceTable **out);
@@ -116,22 +115,20 @@ int vindex_count_received(struct vendor_index *ix, bool from_vendor, uint64_t by
 /* Records receipts (n entries) from peer and bumps the receipt statistics. */
 int vindex_receipts_add(struct vendor_index *ix, Pstore__Receipt *const *r, size_t n,
 			const char *peer);
-/* Number of recorded receipts for a chunk (tests, dump). */
-int vindex_receipts_count(struct vendor_index *ix, uint64_t *n);
 int vindex_stats(struct vendor_index *ix, Pstore__VStats *out);
 
 /* ---- devices.c ---- */
 
 struct vendor_device {
 	char path[VENDOR_PATH_MAX];
-	uint32_t id;         /* stable id in the index's device table */
+	uint32_t id;	       /* stable id in the index's device table */
 	uint64_t cfg_capacity; /* 0 = the filesystem's size */
-	uint64_t used;       /* bytes of pieces stored here; store lock */
+	uint64_t used;	       /* bytes of pieces stored here; store lock */
 };
 
 /* "<dev>/<2 hex>/<chunk hex>.<i>"; -ENAMETOOLONG if it does not fit. */
-int vdev_piece_path(const struct vendor_device *d, const uint8_t id[CHUNK_ID_LEN],
-		    unsigned i, char *out, size_t outlen);
+int vdev_piece_path(const struct vendor_device *d, const uint8_t id[CHUNK_ID_LEN], unsigned i,
+		    char *out, size_t outlen);
 /* Capacity and free bytes of a device: statvfs, capped by the configured
  * capacity minus the bytes stored there. */
 int vdev_space(const struct vendor_device *d, uint64_t *capacity, uint64_t *free_bytes);
@@ -140,8 +137,8 @@ void vdev_split(uint64_t len, unsigned p, uint64_t *lengths, uint64_t *offsets);
 /* Chooses a device (index into devs) for each of p pieces: piece i on
  * (start + i) % n, the first start from `start` on whose devices all pieces
  * fit (free[] per device).  -ENOSPC if none. */
-int vdev_place(const uint64_t *free_bytes, size_t n, unsigned start,
-	       const uint64_t *lengths, unsigned p, unsigned *dev_of_piece);
+int vdev_place(const uint64_t *free_bytes, size_t n, unsigned start, const uint64_t *lengths,
+	       unsigned p, unsigned *dev_of_piece);
 
 /* ---- store.c ---- */
 
@@ -156,11 +153,11 @@ struct vendor_index *vstore_index(struct vendor_store *st);
 
 struct vstore_put {
 	const struct chunk_hdr *hdr;
-	const uint8_t *hdr_bytes;   /* CHUNK_HDR_LEN bytes as received */
-	const uint8_t *payload;     /* hdr->stored_len bytes */
+	const uint8_t *hdr_bytes; /* CHUNK_HDR_LEN bytes as received */
+	const uint8_t *payload;	  /* hdr->stored_len bytes */
 	bool from_vendor;
-	bool digest_verified;       /* the caller already checked the digest */
-	uint64_t byte_limit;        /* of the lease (0: unchecked) */
+	bool digest_verified; /* the caller already checked the digest */
+	uint64_t byte_limit;  /* of the lease (0: unchecked) */
 	uint64_t lease_expiry;
 };
 /* Stores durably.  0 when stored now, 1 when already stored with the same
@@ -174,9 +171,9 @@ int vstore_put(struct vendor_store *st, const struct vstore_put *p);
  * receives the stored header.  When owner is not NULL and differs from the
  * stored owner, -ENOENT.  -ERANGE if off > stored_len.  A whole read is
  * checked against the digest (-EIO if a piece is corrupt). */
-int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
-		const uint8_t *owner, uint64_t off, uint64_t len, size_t headroom,
-		uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n, uint64_t *stored_len);
+int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const uint8_t *owner,
+		uint64_t off, uint64_t len, size_t headroom, uint8_t hdr[CHUNK_HDR_LEN],
+		uint8_t **buf, size_t *n, uint64_t *stored_len);
 /* Removes the index record, then the pieces.  -ENOENT if not stored. */
 int vstore_delete(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN]);
 /* Orphan removal (done by vstore_open; exposed for tests).  *removed counts files. */
@@ -237,11 +234,11 @@ struct vendord {
 	struct xport_tls *tls_client;
 	struct xport_pool *pool;
 	struct xport_server *srv;
-	struct vworkq *workers;   /* disk I/O */
+	struct vworkq *workers;	   /* disk I/O */
 	struct vworkq *forwarders; /* blocking calls down the chain */
 	pthread_rwlock_t key_lock;
-	struct cap_key *fat_key;  /* key_lock; NULL until registered */
-	uint8_t fat_pub[32];      /* key_lock */
+	struct cap_key *fat_key; /* key_lock; NULL until registered */
+	uint8_t fat_pub[32];	 /* key_lock */
 	struct vendor_fatlink *fatlink;
 };
 

@@ -22,10 +22,10 @@ struct vworkq_task {
 struct vworkq {
 	char name[16];
 	pthread_mutex_t lock;
-	pthread_cond_t cond;        /* a task was queued, or stopping */
+	pthread_cond_t cond;		 /* a task was queued, or stopping */
 	struct vworkq_task *head, *tail; /* lock */
-	size_t queued, max_queued;  /* lock */
-	bool stopping;              /* lock */
+	size_t queued, max_queued;	 /* lock */
+	bool stopping;			 /* lock */
 	unsigned nthreads;
 	pthread_t *threads;
 };

@@ -29,8 +29,8 @@ static char err[256];
 static void sign(struct cap_key *k, uint32_t vendor, const uint8_t *owner, uint64_t lease,
 		 uint64_t limit, uint64_t expiry, uint8_t **tok, size_t *len)
 {
-	struct cap_token t = {.vendor_id = vendor, .lease_id = lease, .byte_limit = limit,
-			      .expiry_ms = expiry};
+	struct cap_token t = {
+	    .vendor_id = vendor, .lease_id = lease, .byte_limit = limit, .expiry_ms = expiry};
 
 	memcpy(t.owner, owner, CHUNK_OWNER_LEN);
 	assert_int_equal(cap_token_sign(k, &t, tok, len), 0);
@@ -45,7 +45,8 @@ static int check(struct cap_key *k, uint32_t vendor, const uint8_t *owner, uint6
 	int rc;
 
 	sign(k, vendor, owner, lease, limit, expiry, &tok, &len);
-	rc = vcheck_token(fat, tok, len, &hdr, SELF, accepted, wall_ms(), &out, err, sizeof(err));
+	rc = vcheck_token(fat, tok, len, &hdr, SELF, accepted, wall_ms(), &out, err,
+			  sizeof(err));
 	free(tok);
 	return rc;
 }
@@ -53,25 +54,28 @@ static int check(struct cap_key *k, uint32_t vendor, const uint8_t *owner, uint6
 static void test_token_valid(void **state)
 {
 	(void)state;
-	assert_int_equal(check(fat, SELF, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, 0), 0);
+	assert_int_equal(
+	    check(fat, SELF, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, 0), 0);
 	/* exactly at the limit */
-	assert_int_equal(check(fat, SELF, hdr.owner, hdr.lease_id, 4096 + 100, wall_ms() + 60000, 100),
-			 0);
+	assert_int_equal(
+	    check(fat, SELF, hdr.owner, hdr.lease_id, 4096 + 100, wall_ms() + 60000, 100), 0);
 }
 
 static void test_token_forged(void **state)
 {
 	(void)state;
-	assert_int_equal(check(forger, SELF, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, 0),
-			 -EACCES);
+	assert_int_equal(
+	    check(forger, SELF, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, 0),
+	    -EACCES);
 	assert_non_null(strstr(err, "signature"));
 }
 
 static void test_token_wrong_vendor(void **state)
 {
 	(void)state;
-	assert_int_equal(check(fat, SELF + 1, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, 0),
-			 -EACCES);
+	assert_int_equal(
+	    check(fat, SELF + 1, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, 0),
+	    -EACCES);
 	assert_non_null(strstr(err, "vendor"));
 }
 
@@ -88,8 +92,9 @@ static void test_token_wrong_owner(void **state)
 static void test_token_wrong_lease(void **state)
 {
 	(void)state;
-	assert_int_equal(check(fat, SELF, hdr.owner, hdr.lease_id + 1, 1 << 20, wall_ms() + 60000, 0),
-			 -EACCES);
+	assert_int_equal(
+	    check(fat, SELF, hdr.owner, hdr.lease_id + 1, 1 << 20, wall_ms() + 60000, 0),
+	    -EACCES);
 	assert_non_null(strstr(err, "lease"));
 }
 
@@ -106,11 +111,11 @@ static void test_token_over_limit(void **state)
 	(void)state;
 	assert_int_equal(check(fat, SELF, hdr.owner, hdr.lease_id, 4095, wall_ms() + 60000, 0),
 			 -E2BIG);
-	assert_int_equal(check(fat, SELF, hdr.owner, hdr.lease_id, 8192, wall_ms() + 60000, 4097),
-			 -E2BIG);
+	assert_int_equal(
+	    check(fat, SELF, hdr.owner, hdr.lease_id, 8192, wall_ms() + 60000, 4097), -E2BIG);
 	/* accepted beyond the limit must not wrap around */
-	assert_int_equal(check(fat, SELF, hdr.owner, hdr.lease_id, 10, wall_ms() + 60000, 1u << 30),
-			 -E2BIG);
+	assert_int_equal(
+	    check(fat, SELF, hdr.owner, hdr.lease_id, 10, wall_ms() + 60000, 1u << 30), -E2BIG);
 }
 
 static void test_token_no_key_or_garbage(void **state)
@@ -122,17 +127,17 @@ static void test_token_no_key_or_garbage(void **state)
 
 	(void)state;
 	sign(fat, SELF, hdr.owner, hdr.lease_id, 1 << 20, wall_ms() + 60000, &tok, &len);
-	assert_int_equal(vcheck_token(NULL, tok, len, &hdr, SELF, 0, wall_ms(), &out, err,
-				      sizeof(err)),
-			 -EAGAIN);
+	assert_int_equal(
+	    vcheck_token(NULL, tok, len, &hdr, SELF, 0, wall_ms(), &out, err, sizeof(err)),
+	    -EAGAIN);
 	free(tok);
 	random_fill(junk, sizeof(junk));
 	assert_int_equal(vcheck_token(fat, junk, sizeof(junk), &hdr, SELF, 0, wall_ms(), &out,
 				      err, sizeof(err)),
 			 -EBADMSG);
-	assert_int_equal(vcheck_token(fat, junk, 0, &hdr, SELF, 0, wall_ms(), &out, err,
-				      sizeof(err)),
-			 -EBADMSG);
+	assert_int_equal(
+	    vcheck_token(fat, junk, 0, &hdr, SELF, 0, wall_ms(), &out, err, sizeof(err)),
+	    -EBADMSG);
 }
 
 /* ---- chain ---- */
@@ -177,7 +182,8 @@ static void test_chain(void **state)
 	assert_int_equal(vcheck_chain(make_put(head, 3), &h, 2, err, sizeof(err)), 0);
 	/* a forwarded put: vendor 5 gets the rest of the chain */
 	assert_int_equal(vcheck_chain(make_put(mid, 2), &h, 5, err, sizeof(err)), 0);
-	assert_int_equal(vcheck_chain(make_put(wrongorder, 3), &h, 2, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vcheck_chain(make_put(wrongorder, 3), &h, 2, err, sizeof(err)),
+			 -EINVAL);
 	assert_int_equal(vcheck_chain(make_put(shorter, 2), &h, 2, err, sizeof(err)), -EINVAL);
 	assert_int_equal(vcheck_chain(make_put(notme, 3), &h, 2, err, sizeof(err)), -EINVAL);
 	assert_int_equal(vcheck_chain(make_put(head, 3), &h, 9, err, sizeof(err)), -EACCES);
@@ -202,22 +208,23 @@ static void test_peer(void **state)
 	assert_int_equal(vcheck_peer("vendor", role, sizeof(role), &id), -EINVAL);
 	assert_int_equal(vcheck_peer(":3", role, sizeof(role), &id), -EINVAL);
 	assert_int_equal(vcheck_peer("vendor:", role, sizeof(role), &id), -EINVAL);
-	assert_int_equal(vcheck_peer("averyveryverylongrole:1", role, sizeof(role), &id), -EINVAL);
+	assert_int_equal(vcheck_peer("averyveryverylongrole:1", role, sizeof(role), &id),
+			 -EINVAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_token_valid),
-		cmocka_unit_test(test_token_forged),
-		cmocka_unit_test(test_token_wrong_vendor),
-		cmocka_unit_test(test_token_wrong_owner),
-		cmocka_unit_test(test_token_wrong_lease),
-		cmocka_unit_test(test_token_expired),
-		cmocka_unit_test(test_token_over_limit),
-		cmocka_unit_test(test_token_no_key_or_garbage),
-		cmocka_unit_test(test_chain),
-		cmocka_unit_test(test_peer),
+	    cmocka_unit_test(test_token_valid),
+	    cmocka_unit_test(test_token_forged),
+	    cmocka_unit_test(test_token_wrong_vendor),
+	    cmocka_unit_test(test_token_wrong_owner),
+	    cmocka_unit_test(test_token_wrong_lease),
+	    cmocka_unit_test(test_token_expired),
+	    cmocka_unit_test(test_token_over_limit),
+	    cmocka_unit_test(test_token_no_key_or_garbage),
+	    cmocka_unit_test(test_chain),
+	    cmocka_unit_test(test_peer),
 	};
 	char path[128], cmd[128];
 	int rc;

@@ -37,18 +37,17 @@ static int load(const char *text)
 static int load_with(const char *key_line, const char *repl)
 {
 	char text[4096];
-	const char *base =
-		"[vendor]\n"
-		"id = 3\n"
-		"listen = 127.0.0.1:7103\n"
-		"devices = %s/d0, %s/d1\n"
-		"capacity = 0 ; device size\n"
-		"index = %s/index\n"
-		"fat = 127.0.0.1:7000, 127.0.0.1:7001\n"
-		"[tls]\n"
-		"ca = /x/ca.crt\n"
-		"cert = /x/v.crt\n"
-		"key = /x/v.key\n";
+	const char *base = "[vendor]\n"
+			   "id = 3\n"
+			   "listen = 127.0.0.1:7103\n"
+			   "devices = %s/d0, %s/d1\n"
+			   "capacity = 0 ; device size\n"
+			   "index = %s/index\n"
+			   "fat = 127.0.0.1:7000, 127.0.0.1:7001\n"
+			   "[tls]\n"
+			   "ca = /x/ca.crt\n"
+			   "cert = /x/v.crt\n"
+			   "key = /x/v.key\n";
 	char full[4096], *p;
 
 	snprintf(full, sizeof(full), base, dir, dir, dir);
@@ -109,11 +108,13 @@ static void test_errors_name_line_and_key(void **state)
 	expect_error("fat =", "fat = nowhere", ":7: [vendor] fat", "host:port");
 	expect_error("devices =", "devices = /a, /a", ":4: [vendor] devices", "listed twice");
 	expect_error("devices =", "devices = d0", ":4: [vendor] devices", "absolute");
-	expect_error("devices =",
-		     "devices = /a1,/a2,/a3,/a4,/a5,/a6,/a7,/a8,/a9,/b1,/b2,/b3,/b4,/b5,/b6,/b7,/b8",
-		     ":4: [vendor] devices", "more than 16");
+	expect_error(
+	    "devices =",
+	    "devices = /a1,/a2,/a3,/a4,/a5,/a6,/a7,/a8,/a9,/b1,/b2,/b3,/b4,/b5,/b6,/b7,/b8",
+	    ":4: [vendor] devices", "more than 16");
 	expect_error(NULL, "[vendor]\nworkers = 0\n", ":13: [vendor] workers", "out of range");
-	expect_error(NULL, "[vendor]\nheartbeat_ms = 5\n", "[vendor] heartbeat_ms", "out of range");
+	expect_error(NULL, "[vendor]\nheartbeat_ms = 5\n", "[vendor] heartbeat_ms",
+		     "out of range");
 	expect_error(NULL, "[vendor]\nlog_level = loud\n", "[vendor] log_level", "not one of");
 	expect_error(NULL, "[vendor]\ncolour = blue\n", ":13: [vendor] colour", "unknown key");
 	expect_error(NULL, "[vendor]\nid = 4\n", ":13: [vendor] id", "given twice");
@@ -142,18 +143,18 @@ static void test_device_not_a_directory(void **state)
 static void test_missing_file(void **state)
 {
 	(void)state;
-	assert_int_equal(vendor_config_load("/nonexistent/vendord.conf", &cfg, err, sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(
+	    vendor_config_load("/nonexistent/vendord.conf", &cfg, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/vendord.conf"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_file),
-		cmocka_unit_test(test_errors_name_line_and_key),
-		cmocka_unit_test(test_device_not_a_directory),
-		cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_good_file),
+	    cmocka_unit_test(test_errors_name_line_and_key),
+	    cmocka_unit_test(test_device_not_a_directory),
+	    cmocka_unit_test(test_missing_file),
 	};
 	char cmd[128];
 	int rc;

@@ -35,7 +35,8 @@ struct chunk {
 	uint8_t *payload;
 };
 
-static const uint8_t OWNER[CHUNK_OWNER_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t OWNER[CHUNK_OWNER_LEN] = {1, 2,  3,  4,  5,  6,  7,  8,
+					       9, 10, 11, 12, 13, 14, 15, 16};
 
 static void chunk_make(struct chunk *c, size_t len, unsigned pieces)
 {
@@ -59,8 +60,11 @@ static void chunk_make(struct chunk *c, size_t len, unsigned pieces)
 
 static int put(struct fx *f, struct chunk *c, uint64_t limit)
 {
-	struct vstore_put p = {.hdr = &c->h, .hdr_bytes = c->hb, .payload = c->payload,
-			       .byte_limit = limit, .lease_expiry = wall_ms() + 60000};
+	struct vstore_put p = {.hdr = &c->h,
+			       .hdr_bytes = c->hb,
+			       .payload = c->payload,
+			       .byte_limit = limit,
+			       .lease_expiry = wall_ms() + 60000};
 
 	return vstore_put(f->st, &p);
 }
@@ -80,8 +84,14 @@ static int setup_n(void **state, size_t ndev)
 	return 0;
 }
 
-static int setup4(void **state) { return setup_n(state, 4); }
-static int setup2(void **state) { return setup_n(state, 2); }
+static int setup4(void **state)
+{
+	return setup_n(state, 4);
+}
+static int setup2(void **state)
+{
+	return setup_n(state, 2);
+}
 
 static int teardown(void **state)
 {
@@ -99,9 +109,11 @@ static void read_check(struct fx *f, struct chunk *c, uint64_t off, uint64_t len
 {
 	uint8_t hdr[CHUNK_HDR_LEN], *buf = NULL;
 	size_t n = 0;
-	uint64_t sl = 0, want = len == 0 || off + len > c->h.stored_len ? c->h.stored_len - off : len;
+	uint64_t sl = 0,
+		 want = len == 0 || off + len > c->h.stored_len ? c->h.stored_len - off : len;
 
-	assert_int_equal(vstore_read(f->st, c->h.chunk_id, OWNER, off, len, 7, hdr, &buf, &n, &sl), 0);
+	assert_int_equal(
+	    vstore_read(f->st, c->h.chunk_id, OWNER, off, len, 7, hdr, &buf, &n, &sl), 0);
 	assert_int_equal(sl, c->h.stored_len);
 	assert_int_equal(n, want);
 	if (n)
@@ -137,12 +149,13 @@ static void test_split_and_reassemble(void **state)
 		assert_false(seen & (1u << rec->pieces[i]->device));
 		seen |= 1u << rec->pieces[i]->device;
 		snprintf(d.path, sizeof(d.path), "%s", f->devs[rec->pieces[i]->device]);
-		assert_int_equal(vdev_piece_path(&d, c.h.chunk_id, (unsigned)i, path, sizeof(path)), 0);
+		assert_int_equal(
+		    vdev_piece_path(&d, c.h.chunk_id, (unsigned)i, path, sizeof(path)), 0);
 		assert_int_equal(stat(path, &st), 0);
 		assert_int_equal((uint64_t)st.st_size, rec->pieces[i]->length);
 	}
-	assert_int_equal(rec->pieces[0]->length + rec->pieces[1]->length + rec->pieces[2]->length,
-			 1000003);
+	assert_int_equal(
+	    rec->pieces[0]->length + rec->pieces[1]->length + rec->pieces[2]->length, 1000003);
 	pstore__vchunk__free_unpacked(rec, NULL);
 	read_check(f, &c, 0, 0);
 	free(c.payload);
@@ -172,22 +185,22 @@ static void test_ranges(void **state)
 	uint8_t hdr[CHUNK_HDR_LEN], *buf = NULL;
 	size_t n;
 	uint64_t sl;
-	static const uint64_t r[][2] = {{0, 1},     {1, 99},   {333, 334}, {332, 2},
-					{999, 1},  {500, 0},  {0, 1000},  {10, 5000},
-					{1000, 0}, {998, 100}};
+	static const uint64_t r[][2] = {{0, 1},	  {1, 99},   {333, 334}, {332, 2},  {999, 1},
+					{500, 0}, {0, 1000}, {10, 5000}, {1000, 0}, {998, 100}};
 
 	chunk_make(&c, 1000, 3); /* pieces 334, 333, 333 */
 	assert_int_equal(put(f, &c, 0), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(r); i++)
 		read_check(f, &c, r[i][0], r[i][1]);
-	assert_int_equal(vstore_read(f->st, c.h.chunk_id, OWNER, 1001, 0, 0, hdr, &buf, &n, &sl),
-			 -ERANGE);
+	assert_int_equal(
+	    vstore_read(f->st, c.h.chunk_id, OWNER, 1001, 0, 0, hdr, &buf, &n, &sl), -ERANGE);
 	/* Another owner does not learn that the chunk exists. */
 	{
 		uint8_t other[CHUNK_OWNER_LEN] = {9};
 
-		assert_int_equal(vstore_read(f->st, c.h.chunk_id, other, 0, 0, 0, hdr, &buf, &n, &sl),
-				 -ENOENT);
+		assert_int_equal(
+		    vstore_read(f->st, c.h.chunk_id, other, 0, 0, 0, hdr, &buf, &n, &sl),
+		    -ENOENT);
 	}
 	free(c.payload);
 }
@@ -362,7 +375,8 @@ static void test_corrupt_piece_on_disk(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite_full(fd, "X", 1, 10), 0);
 	close(fd);
-	assert_int_equal(vstore_read(f->st, c.h.chunk_id, OWNER, 0, 0, 0, hdr, &buf, &n, &sl), -EIO);
+	assert_int_equal(vstore_read(f->st, c.h.chunk_id, OWNER, 0, 0, 0, hdr, &buf, &n, &sl),
+			 -EIO);
 	free(c.payload);
 }
 
@@ -383,17 +397,17 @@ static void test_placement(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_split_and_reassemble, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_more_pieces_than_devices, setup2, teardown),
-		cmocka_unit_test_setup_teardown(test_ranges, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_chunk, setup2, teardown),
-		cmocka_unit_test_setup_teardown(test_idempotent_and_conflict, setup2, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_upload_rejected, setup2, teardown),
-		cmocka_unit_test_setup_teardown(test_lease_byte_limit, setup2, teardown),
-		cmocka_unit_test_setup_teardown(test_delete, setup4, teardown),
-		cmocka_unit_test_setup_teardown(test_orphans_removed_after_crash, setup2, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_piece_on_disk, setup2, teardown),
-		cmocka_unit_test(test_placement),
+	    cmocka_unit_test_setup_teardown(test_split_and_reassemble, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_more_pieces_than_devices, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_ranges, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_chunk, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_idempotent_and_conflict, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_upload_rejected, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_byte_limit, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete, setup4, teardown),
+	    cmocka_unit_test_setup_teardown(test_orphans_removed_after_crash, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_piece_on_disk, setup2, teardown),
+	    cmocka_unit_test(test_placement),
 	};
 
 	log_init("test_vendor_store", LOG_ERR);
