@@ -36,6 +36,7 @@ static char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static pthread_t ctl_thread;
 static _Atomic bool ctl_stopping;
 static bool ctl_running;
+static _Atomic int ctl_conns; /* connection threads running */
 
 static json_object *reply_error(const char *msg)
 {
@@ -222,6 +223,7 @@ static void *conn_main(void *arg)
 	json_object_put(r);
 out:
 	close(fd);
+	atomic_fetch_sub(&ctl_conns, 1);
 	return NULL;
 }
 
@@ -244,8 +246,11 @@ static void *ctl_main(void *arg)
 		setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &at, conn_main, (void *)(intptr_t)c) != 0)
+		atomic_fetch_add(&ctl_conns, 1);
+		if (pthread_create(&th, &at, conn_main, (void *)(intptr_t)c) != 0) {
+			atomic_fetch_sub(&ctl_conns, 1);
 			close(c);
+		}
 		pthread_attr_destroy(&at);
 	}
 	return NULL;
@@ -304,6 +309,9 @@ void control_stop(void)
 		return;
 	atomic_store(&ctl_stopping, true);
 	pthread_join(ctl_thread, NULL);
+	/* a connection still in a sync returns once the flusher has stopped */
+	for (int i = 0; i < 100 && atomic_load(&ctl_conns) > 0; i++)
+		usleep(50000);
 	close(ctl_fd);
 	ctl_fd = -1;
 	unlink(ctl_path);
