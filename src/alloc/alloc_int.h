@@ -80,6 +80,7 @@ uint64_t vstats_estimate(struct vstats *v, uint32_t vendor_id, uint64_t now, boo
 #define RECEIPT_BATCH 64
 #define RECEIPT_QUEUE_MAX 4096 /* per vendor; the oldest are dropped beyond */
 #define RECEIPT_FLUSH_MS 2000
+#define RECEIPT_TIMEOUT_MS 3000
 
 struct receipt {
 	uint8_t chunk_id[CHUNK_ID_LEN];
@@ -103,9 +104,10 @@ size_t receipts_take(struct receipts *r, uint32_t vendor_id, bool full_only,
 void receipts_putback(struct receipts *r, uint32_t vendor_id, const struct receipt *in,
 		      size_t n);
 size_t receipts_pending(struct receipts *r);
-/* Sends batches (all queues, or only full ones) to the vendors; 0 or the
- * first error.  Network part, uses the context. */
-int receipts_send(struct alloc_ctx *a, bool full_only);
+/* Sends batches (all queues, or only full ones) to the vendors, skipping
+ * vendors that failed recently when skip_failing; 0 or the first error.
+ * Network part, uses the context. */
+int receipts_send(struct alloc_ctx *a, bool full_only, bool skip_failing);
 
 /* ---- workq.c: fixed pool of upload threads fed by a queue ---- */
 struct workq;

@@ -149,10 +149,10 @@ static void *bg_main(void *arg)
 		if (bad)
 			send_bad_reports(a);
 		if (now >= next_flush) {
-			receipts_send(a, false);
+			receipts_send(a, false, true);
 			next_flush = now_ms() + RECEIPT_FLUSH_MS;
 		} else if (kick) {
-			receipts_send(a, true);
+			receipts_send(a, true, true);
 		}
 		pthread_mutex_lock(&a->bg_lock);
 	}

@@ -112,7 +112,7 @@ void alloc_free(struct alloc_ctx *a)
 	alloc_bg_stop(a);
 	workq_free(a->workq);
 	if (a->receipts && a->vstats)
-		receipts_send(a, false);
+		receipts_send(a, false, true);
 	receipts_free(a->receipts);
 	vstats_free(a->vstats);
 	for (size_t i = 0; i < a->n_fat; i++)

@@ -127,5 +127,5 @@ int alloc_fetch(struct alloc_ctx *a, const struct alloc_chunk_ref *ref, void *ra
 
 void alloc_receipts_flush(struct alloc_ctx *a)
 {
-	receipts_send(a, false);
+	receipts_send(a, false, false);
 }

@@ -203,13 +203,16 @@ static int send_batch(struct alloc_ctx *a, uint32_t vendor_id, const struct rece
 	}
 	batch.n_receipts = n;
 	batch.receipts = rp;
+	/* short timeout: the background thread also renews leases */
 	rc = xport_call(a->pool, addr, MSG_RECEIPTS, &batch.base, NULL, 0, NULL, &rep,
-			a->timeout_ms, NULL, 0);
+			MIN(a->timeout_ms, RECEIPT_TIMEOUT_MS), NULL, 0);
 	xport_reply_clear(&rep);
+	if (rc < 0 && alloc_err_transient(rc))
+		vstats_fail(a->vstats, vendor_id, now_ms());
 	return rc;
 }
 
-int receipts_send(struct alloc_ctx *a, bool full_only)
+int receipts_send(struct alloc_ctx *a, bool full_only, bool skip_failing)
 {
 	struct receipt batch[RECEIPT_BATCH];
 	uint32_t ids[256];
@@ -217,6 +220,12 @@ int receipts_send(struct alloc_ctx *a, bool full_only)
 	int first = 0;
 
 	for (size_t v = 0; v < n_ids; v++) {
+		bool penalized = false;
+
+		/* a vendor that fails calls now keeps its receipts for later */
+		vstats_estimate(a->vstats, ids[v], now_ms(), &penalized);
+		if (skip_failing && penalized)
+			continue;
 		/* bounded: what is queued now, plus what arrives meanwhile up to a limit */
 		for (int k = 0; k < RECEIPT_QUEUE_MAX / RECEIPT_BATCH; k++) {
 			size_t n = receipts_take(a->receipts, ids[v], full_only, batch,
