@@ -94,6 +94,7 @@ static bool eligible(const struct place_cand *c, uint64_t lease, uint64_t size,
 static int choose_in_lease(struct place *p, uint64_t lease, uint64_t size, unsigned want,
 			   const uint32_t *avoid, unsigned n_avoid, size_t *out)
 {
+	size_t pick[CHUNK_MAX_CHAIN];
 	unsigned got = 0;
 	size_t start = p->next_head % p->n;
 
@@ -104,16 +105,18 @@ static int choose_in_lease(struct place *p, uint64_t lease, uint64_t size, unsig
 		if (!eligible(&p->c[i], lease, size, avoid, n_avoid))
 			continue;
 		for (unsigned j = 0; j < got; j++)
-			if (p->c[out[j]].vendor_id == p->c[i].vendor_id)
+			if (p->c[pick[j]].vendor_id == p->c[i].vendor_id)
 				dup = true;
 		if (!dup)
-			out[got++] = i;
+			pick[got++] = i;
 	}
 	if (got < want)
-		return -ENOSPC;
-	for (unsigned j = 0; j < want; j++)
-		p->c[out[j]].charged += size;
-	p->next_head = out[0] + 1;
+		return -ENOSPC; /* out[] untouched */
+	for (unsigned j = 0; j < want; j++) {
+		p->c[pick[j]].charged += size;
+		out[j] = pick[j];
+	}
+	p->next_head = pick[0] + 1;
 	return 0;
 }
 

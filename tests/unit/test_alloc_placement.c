@@ -29,7 +29,7 @@ static void add(struct place *p, uint32_t id, uint64_t lease, uint64_t reserved)
 static void test_distinct_and_charged(void **state)
 {
 	struct place p;
-	size_t out[3];
+	size_t out[CHUNK_MAX_CHAIN];
 
 	(void)state;
 	place_init(&p);
