@@ -251,13 +251,20 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"debug", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
 	struct cli c;
 	int opt, rc;
 
 	memset(&c, 0, sizeof(c));
 	log_init("pstore", LOG_WARN);
 	/* '+': stop at the first non-option so subcommands parse their own. */
-	while ((opt = getopt(argc, argv, "+c:dhV")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:dhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			c.conf_arg = optarg;
