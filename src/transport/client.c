@@ -400,7 +400,9 @@ int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		return -EMSGSIZE;
 	}
 	for (attempt = 0; attempt < 2; attempt++) {
-		struct xport_cconn *c = pool_take(pool, addr);
+		/* The retry always opens a fresh connection: the other idle ones
+		 * to this address are likely as stale as the first. */
+		struct xport_cconn *c = attempt == 0 ? pool_take(pool, addr) : NULL;
 		bool reused = c != NULL, got = false;
 
 		if (!c) {
@@ -419,6 +421,7 @@ int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		/* A stale idle connection: the server closed it before we asked. */
 		if (!(reused && !got && rc == -ECONNRESET))
 			break;
+		xport_pool_forget(pool, addr);
 	}
 	free(ctl);
 	if (rc < 0 && out->type != MSG_ERROR)
