@@ -15,7 +15,7 @@
 struct parse_state {
 	struct fat_config *c;
 	char why[256];
-	bool seen_listen, seen_data, seen_ca, seen_cert, seen_key;
+	bool seen_listen, seen_data, seen_ca, seen_cert, seen_key, seen_etcd, seen_other;
 };
 
 void fat_config_defaults(struct fat_config *c)
@@ -27,6 +27,9 @@ void fat_config_defaults(struct fat_config *c)
 	c->heartbeat_ms = 1000;
 	c->map_size = 16ull << 30;
 	c->log_level = LOG_INFO;
+	strcpy(c->store, "lmdb");
+	strcpy(c->etcd_prefix, "pstore/");
+	c->leader_ttl_ms = 5000;
 }
 
 static int bad(struct parse_state *ps, const char *section, const char *name, const char *why)
@@ -108,6 +111,30 @@ static int on_fatd(struct parse_state *ps, const char *name, const char *value)
 		c->map_size = v;
 		return 1;
 	}
+	if (strcmp(name, "store") == 0) {
+		if (strcmp(value, "lmdb") != 0 && strcmp(value, "etcd") != 0)
+			return bad(ps, s, name, "expected lmdb or etcd");
+		strcpy(c->store, value);
+		return 1;
+	}
+	if (strcmp(name, "etcd") == 0) {
+		if (strncmp(value, "https://", 8) != 0)
+			return bad(ps, s, name, "expected https://host:port[,https://host:port...]");
+		return set_str(ps, s, name, value, c->etcd, sizeof(c->etcd), &ps->seen_etcd);
+	}
+	if (strcmp(name, "etcd_prefix") == 0)
+		return set_str(ps, s, name, value, c->etcd_prefix, sizeof(c->etcd_prefix),
+			       &ps->seen_other);
+	if (strcmp(name, "etcd_ca") == 0)
+		return set_str(ps, s, name, value, c->etcd_ca, sizeof(c->etcd_ca), &ps->seen_other);
+	if (strcmp(name, "etcd_cert") == 0)
+		return set_str(ps, s, name, value, c->etcd_cert, sizeof(c->etcd_cert),
+			       &ps->seen_other);
+	if (strcmp(name, "etcd_key") == 0)
+		return set_str(ps, s, name, value, c->etcd_key, sizeof(c->etcd_key),
+			       &ps->seen_other);
+	if (strcmp(name, "leader_ttl_ms") == 0)
+		return set_u32(ps, s, name, value, 2000, 600u * 1000u, &c->leader_ttl_ms);
 	if (strcmp(name, "log_level") == 0) {
 		int l = log_level_parse(value);
 
@@ -180,6 +207,10 @@ int fat_config_load(const char *path, struct fat_config *c)
 		missing = "[tls] key";
 	if (missing) {
 		log_err("%s: %s is required", path, missing);
+		return -EINVAL;
+	}
+	if (strcmp(c->store, "etcd") == 0 && !ps.seen_etcd) {
+		log_err("%s: [fatd] store = etcd needs etcd = https://host:port,...", path);
 		return -EINVAL;
 	}
 	if (c->heartbeat_ms >= c->vendor_timeout_ms) {

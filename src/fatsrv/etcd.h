@@ -91,12 +91,32 @@ void fat_leader_free(struct fat_leader *l);
 /* Campaigns or renews; call about every 500 ms.  Never blocks longer than
  * the connection's deadline. */
 void fat_leader_tick(struct fat_leader *l);
-/* True while this fatd holds the leader key (and its lease is fresh); sets
- * the store fence while true. */
+/* True while this fatd holds the leader key (and its lease is fresh); then
+ * it also sets the store fence, which fat_leader_unfence() clears after the
+ * leader's work.  fat_leader_stale(): a fenced commit got -ESTALE. */
 bool fat_leader_is_me(struct fat_leader *l);
+void fat_leader_unfence(struct fat_leader *l);
+void fat_leader_stale(struct fat_leader *l);
 /* Id of the fatd holding the leader key (0 = none), as last seen. */
 uint32_t fat_leader_id(const struct fat_leader *l);
 /* Gives the role up (revokes the lease) at shutdown. */
 void fat_leader_resign(struct fat_leader *l);
+
+/* ---- cluster.c ---- */
+struct fat_config;
+struct fat_ctx;
+/* Opens the FAT store cfg names: LMDB in cfg->data, or etcd. */
+int fat_cluster_open_store(const struct fat_config *cfg, struct fat_store **out);
+/* etcd: makes key_path hold the one signing key of the FAT cluster (this
+ * fatd's own becomes it when the cluster has none yet).  LMDB: nothing. */
+int fat_cluster_signing_key(struct fat_store *s, const char *key_path);
+/* After fat_ctx_init: records the id and, with etcd, joins the election. */
+int fat_cluster_start(struct fat_ctx *fc, const struct fat_config *cfg);
+void fat_cluster_stop(struct fat_ctx *fc);
+/* Around the serial housekeeping (lease expiry, GC): begin says whether
+ * this fatd may do it now (always with LMDB; only the leader with etcd,
+ * fenced); end takes the housekeeping's result. */
+bool fat_cluster_housekeeping_begin(struct fat_ctx *fc);
+void fat_cluster_housekeeping_end(struct fat_ctx *fc, int rc);
 
 #endif

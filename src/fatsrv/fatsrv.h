@@ -68,6 +68,14 @@ struct fat_config {
 	char tls_ca[512];
 	char tls_cert[512];
 	char tls_key[512];
+	/* the FAT store (cluster.c): "lmdb" in data, or "etcd" */
+	char store[8];
+	char etcd[1024];       /* etcd client URLs, comma-separated (store = etcd) */
+	char etcd_prefix[128]; /* put before every FAT key in etcd */
+	char etcd_ca[512];     /* TLS to etcd; empty = the [tls] files */
+	char etcd_cert[512];
+	char etcd_key[512];
+	uint32_t leader_ttl_ms; /* lease of the leader key (store = etcd) */
 };
 
 /* The server's state.  Used from the loop thread only. */
@@ -84,6 +92,8 @@ struct fat_ctx {
 	char err[FAT_ERRLEN];		       /* message of the last failed operation */
 	uint8_t gc_cursor[FAT_REQUEST_ID_LEN]; /* where gc.c's last pass stopped */
 	bool gc_have_cursor;
+	uint32_t id;		    /* this fatd's id (fat status) */
+	struct fat_leader *leader;  /* store = etcd: the leader election (leader.c) */
 };
 
 /* ---- config.c ---- */

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "common.h"
+#include "etcd.h"
 #include "fatsrv.h"
 #include "xport.h"
 
@@ -53,11 +54,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct fatd *d = arg;
 
+	int rc;
+
 	(void)fd;
 	(void)what;
-	fat_lease_expire(&d->fc, NULL);
-	if (++d->ticks % (FATD_GC_MS / FATD_EXPIRE_MS) == 0)
-		fat_gc_requests(&d->fc, 1000, NULL);
+	/* with etcd, only the elected leader does the serial housekeeping */
+	if (!fat_cluster_housekeeping_begin(&d->fc))
+		return;
+	rc = fat_lease_expire(&d->fc, NULL);
+	if (rc != -ESTALE && ++d->ticks % (FATD_GC_MS / FATD_EXPIRE_MS) == 0)
+		rc = fat_gc_requests(&d->fc, 1000, NULL);
+	fat_cluster_housekeeping_end(&d->fc, rc);
 }
 
 static int run(const struct fat_config *cfg)
@@ -73,11 +80,15 @@ static int run(const struct fat_config *cfg)
 	uint16_t port;
 	int rc, ret = 1;
 
-	rc = fat_store_open_lmdb(cfg->data, cfg->map_size, &store);
+	rc = fat_cluster_open_store(cfg, &store);
 	if (rc < 0)
 		goto out;
 	if ((size_t)snprintf(path, sizeof(path), "%s/signing.key", cfg->data) >= sizeof(path)) {
 		log_err("data path too long");
+		goto out;
+	}
+	if (mkdir_p(cfg->data, 0700) < 0 || fat_cluster_signing_key(store, path) < 0) {
+		log_err("cannot set up the signing key in %s", cfg->data);
 		goto out;
 	}
 	key = cap_key_load(path, true);
@@ -95,6 +106,10 @@ static int run(const struct fat_config *cfg)
 	d.fc.lease_max_ms = cfg->lease_max_ms;
 	d.fc.vendor_timeout_ms = cfg->vendor_timeout_ms;
 	d.fc.heartbeat_ms = cfg->heartbeat_ms;
+	if (fat_cluster_start(&d.fc, cfg) < 0) {
+		log_err("cannot join the FAT leader election");
+		goto out;
+	}
 
 	tls = xport_tls_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, true);
 	if (!tls)
@@ -113,7 +128,8 @@ static int run(const struct fat_config *cfg)
 		goto out;
 	}
 	/* leases that expired while we were down are released before serving */
-	fat_lease_expire(&d.fc, NULL);
+	if (fat_cluster_housekeeping_begin(&d.fc))
+		fat_cluster_housekeeping_end(&d.fc, fat_lease_expire(&d.fc, NULL));
 	srv = xport_server_new(d.base, tls, cfg->listen, fat_dispatch, &d.fc);
 	if (!srv)
 		goto out; /* logged by the transport */
@@ -141,6 +157,7 @@ out:
 	if (d.base)
 		event_base_free(d.base);
 	xport_tls_free(tls);
+	fat_cluster_stop(&d.fc);
 	fat_ctx_fini(&d.fc);
 	fat_store_close(store);
 	cap_key_free(key);
