@@ -420,6 +420,8 @@ static int round_finish(struct round *r, const struct alloc_chunk *ac, bool ok)
 				c.ref.n_vendors = a->n_vendors;
 				memcpy(c.ref.vendors, a->vendors, sizeof(c.ref.vendors));
 				rc = meta_chunk_put(&t, u->ino, u->idx, &c, false);
+				if (rc == 0)
+					repair_note(u->ino, u->idx, &c.ref);
 			} else {
 				/* dropped or replaced while uploading: the new chunk is
 				 * garbage, the mirror key must follow the local state */
@@ -738,11 +740,17 @@ static int pending_before(uint64_t target, bool *pending, uint64_t *count)
 
 int flush_barrier(unsigned timeout_ms)
 {
-	uint64_t target = meta_seq_next(fs.meta), deadline = now_ms() + timeout_ms, count;
+	uint64_t target, deadline = now_ms() + timeout_ms, count;
 	uint64_t start_round;
 	bool pending;
 	int rc;
 
+	/* what the barrier promises (copies on live vendors) includes chunks
+	 * committed just before their vendor died */
+	rc = repair_dead_vendors();
+	if (rc < 0)
+		log_warn("sync: checking for dead vendors failed: %s", strerror(-rc));
+	target = meta_seq_next(fs.meta);
 	pthread_mutex_lock(&flush_lock);
 	start_round = rounds_done;
 	if (!flush_running) {

@@ -252,6 +252,13 @@ struct flush_status {
 };
 void flush_get_status(struct flush_status *st);
 
+/* ---- repair.c ---- */
+/* Remembers a chunk just committed (for repair_dead_vendors). */
+void repair_note(uint64_t ino, uint64_t idx, const struct alloc_chunk_ref *ref);
+/* Marks dirty again the recently committed chunks that have a vendor the FAT
+ * reports dead, so that the flusher stores them on live vendors. */
+int repair_dead_vendors(void);
+
 /* ---- mirror.c: rebuild ---- */
 int mirror_rebuild(void);
 
