@@ -60,30 +60,35 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: " PROG " --dev-a NAME --dev-b NAME [options]\n"
-		"Moves packets between two TUN/TAP devices with delay, jitter, loss and rate.\n"
-		"\n"
-		"  --dev-a NAME, --dev-b NAME   the two devices (created if missing, else attached)\n"
-		"  --netns-a NS, --netns-b NS   open that device in network namespace NS\n"
-		"                               (a name under /run/netns or a path)\n"
-		"  --mode tun|tap               device type (default tun: IP packets)\n"
-		"  --delay MS                   one-way delay per direction (default 0)\n"
-		"  --jitter MS                  uniform: +-MS; normal: standard deviation (default 0)\n"
-		"  --dist uniform|normal        jitter distribution (default uniform)\n"
-		"  --reorder                    let jitter reorder packets (default: order kept)\n"
-		"  --loss PCT                   drop probability in percent (default 0)\n"
-		"  --rate BYTES_PER_S           token bucket rate (default 0 = unlimited)\n"
-		"  --burst BYTES                bucket size (default max(rate/100, 3028))\n"
-		"  --limit PKTS                 packets held per direction, tail drop (default 1000)\n"
-		"  --seed N                     random seed (default: from the clock; printed)\n"
-		"  --tag TEXT                   label for the log lines (netlab uses it to find us)\n"
-		"  --ab-OPT, --ba-OPT           delay, jitter, dist, loss, rate, burst, limit for\n"
-		"                               one direction only (a->b or b->a)\n"
-		"  -h, --help                   this text\n"
-		"\n"
-		"SIGUSR1 prints the counters to stderr; SIGTERM/SIGINT print them and exit 0.\n"
-		"Exit status: 0 ok, 1 runtime failure, 2 usage error.\n");
+	fprintf(
+	    f,
+	    "usage: " PROG " --dev-a NAME --dev-b NAME [options]\n"
+	    "Moves packets between two TUN/TAP devices with delay, jitter, loss and rate.\n"
+	    "\n"
+	    "  --dev-a NAME, --dev-b NAME   the two devices (created if missing, else "
+	    "attached)\n"
+	    "  --netns-a NS, --netns-b NS   open that device in network namespace NS\n"
+	    "                               (a name under /run/netns or a path)\n"
+	    "  --mode tun|tap               device type (default tun: IP packets)\n"
+	    "  --delay MS                   one-way delay per direction (default 0)\n"
+	    "  --jitter MS                  uniform: +-MS; normal: standard deviation (default "
+	    "0)\n"
+	    "  --dist uniform|normal        jitter distribution (default uniform)\n"
+	    "  --reorder                    let jitter reorder packets (default: order kept)\n"
+	    "  --loss PCT                   drop probability in percent (default 0)\n"
+	    "  --rate BYTES_PER_S           token bucket rate (default 0 = unlimited)\n"
+	    "  --burst BYTES                bucket size (default max(rate/100, 3028))\n"
+	    "  --limit PKTS                 packets held per direction, tail drop (default "
+	    "1000)\n"
+	    "  --seed N                     random seed (default: from the clock; printed)\n"
+	    "  --tag TEXT                   label for the log lines (netlab uses it to find "
+	    "us)\n"
+	    "  --ab-OPT, --ba-OPT           delay, jitter, dist, loss, rate, burst, limit for\n"
+	    "                               one direction only (a->b or b->a)\n"
+	    "  -h, --help                   this text\n"
+	    "\n"
+	    "SIGUSR1 prints the counters to stderr; SIGTERM/SIGINT print them and exit 0.\n"
+	    "Exit status: 0 ok, 1 runtime failure, 2 usage error.\n");
 }
 
 static int usage_error(const char *fmt, const char *a, const char *b)
@@ -124,12 +129,21 @@ static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out
 
 /* Parameters settable for both directions or one. */
 enum param { P_DELAY, P_JITTER, P_DIST, P_LOSS, P_RATE, P_BURST, P_LIMIT, P_COUNT };
-static const char *const param_names[P_COUNT] = {"delay", "jitter", "dist",  "loss",
+static const char *const param_names[P_COUNT] = {"delay", "jitter", "dist", "loss",
 						 "rate",  "burst",  "limit"};
 
 /* Long option values: 1000 + 3 * param + scope (0 both, 1 a->b, 2 b->a). */
-enum { OPT_PARAM = 1000, OPT_DEV_A = 300, OPT_DEV_B, OPT_NS_A, OPT_NS_B, OPT_MODE, OPT_SEED,
-       OPT_TAG, OPT_REORDER };
+enum {
+	OPT_PARAM = 1000,
+	OPT_DEV_A = 300,
+	OPT_DEV_B,
+	OPT_NS_A,
+	OPT_NS_B,
+	OPT_MODE,
+	OPT_SEED,
+	OPT_TAG,
+	OPT_REORDER
+};
 
 static int set_param(struct lemu_params *p, enum param which, const char *opt, const char *v)
 {
@@ -169,7 +183,8 @@ static int set_param(struct lemu_params *p, enum param which, const char *opt, c
 		if ((r = parse_u64(opt, v, 1ull << 30, &u)) < 0)
 			return r;
 		if (u > 0 && u < 1514)
-			return usage_error("%s: at least 1514 bytes (one frame), got '%s'", opt, v);
+			return usage_error("%s: at least 1514 bytes (one frame), got '%s'", opt,
+					   v);
 		p->burst = u;
 		return 0;
 	case P_LIMIT:
@@ -238,8 +253,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			else if (strcmp(optarg, "tap") == 0)
 				o->mode = MODE_TAP;
 			else
-				return usage_error("%s: expected tun or tap, got '%s'", "--mode",
-						   optarg);
+				return usage_error("%s: expected tun or tap, got '%s'",
+						   "--mode", optarg);
 			break;
 		case OPT_SEED:
 			if ((r = parse_u64("--seed", optarg, UINT64_MAX, &o->seed)) < 0)
@@ -259,7 +274,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (c >= OPT_PARAM && c < OPT_PARAM + P_COUNT * 3)
 				values[(c - OPT_PARAM) / 3][(c - OPT_PARAM) % 3] = optarg;
 			else
-				return usage_error("unexpected option %s%s", argv[optind - 1], "");
+				return usage_error("unexpected option %s%s", argv[optind - 1],
+						   "");
 		}
 	}
 	if (optind < argc)
@@ -336,8 +352,8 @@ static int side_open(struct side *s, int mode, int home_ns)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", s->dev);
 	if (ioctl(s->fd, TUNSETIFF, &ifr) < 0) {
 		r = -errno;
-		fprintf(stderr, PROG ": attach to %s%s%s: %s%s\n", s->dev, s->netns ? " in " : "",
-			s->netns ? s->netns : "", strerror(errno),
+		fprintf(stderr, PROG ": attach to %s%s%s: %s%s\n", s->dev,
+			s->netns ? " in " : "", s->netns ? s->netns : "", strerror(errno),
 			errno == EINVAL ? " (is it a device of the other mode?)" : "");
 		close(s->fd);
 		s->fd = -1;
@@ -401,13 +417,14 @@ static int drain_input(const struct options *o, struct side *in, struct lemu_dir
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
 			r = -errno;
-			fprintf(stderr, PROG "[%s]: read %s: %s\n", o->tag ? o->tag : "", in->dev,
-				strerror(errno));
+			fprintf(stderr, PROG "[%s]: read %s: %s\n", o->tag ? o->tag : "",
+				in->dev, strerror(errno));
 			return r;
 		}
 		if (n == 0)
 			return 0;
-		r = lemu_dir_push(d, now_ns(), buf, (uint32_t)n, exempt_from_loss(o->mode, buf, n));
+		r = lemu_dir_push(d, now_ns(), buf, (uint32_t)n,
+				  exempt_from_loss(o->mode, buf, n));
 		if (r < 0)
 			return r;
 	}
@@ -549,7 +566,8 @@ int main(int argc, char **argv)
 		goto cleanup;
 	for (int i = 0; i < 2; i++) {
 		/* different streams per direction, both fixed by --seed */
-		if ((r = lemu_dir_init(&dir[i], &o.p[i], o.seed + (uint64_t)i * 0x5851f42d4c957f2dull,
+		if ((r = lemu_dir_init(&dir[i], &o.p[i],
+				       o.seed + (uint64_t)i * 0x5851f42d4c957f2dull,
 				       now_ns())) < 0) {
 			fprintf(stderr, PROG ": %s\n", strerror(-r));
 			goto cleanup;
@@ -562,9 +580,10 @@ int main(int argc, char **argv)
 			PROG "[%s]: %s delay=%.3fms jitter=%.3fms dist=%s%s loss=%.3f%% "
 			     "rate=%llu burst=%llu limit=%u\n",
 			o.tag ? o.tag : "", i == 0 ? "a->b" : "b->a", (double)p->delay_ns / 1e6,
-			(double)p->jitter_ns / 1e6, p->dist == LEMU_DIST_NORMAL ? "normal" : "uniform",
-			p->reorder ? " reorder" : "", p->loss * 100.0, (unsigned long long)p->rate,
-			(unsigned long long)p->burst, p->limit);
+			(double)p->jitter_ns / 1e6,
+			p->dist == LEMU_DIST_NORMAL ? "normal" : "uniform",
+			p->reorder ? " reorder" : "", p->loss * 100.0,
+			(unsigned long long)p->rate, (unsigned long long)p->burst, p->limit);
 	}
 	fprintf(stderr, PROG "[%s]: ready a=%s%s%s b=%s%s%s mode=%s seed=%llu pid=%d\n",
 		o.tag ? o.tag : "", o.a.dev, o.a.netns ? "@" : "", o.a.netns ? o.a.netns : "",

@@ -34,11 +34,11 @@ struct lemu_params {
 };
 
 struct lemu_counters {
-	uint64_t rx_pkts, rx_bytes;  /* read from the input device */
-	uint64_t tx_pkts, tx_bytes;  /* written to the output device */
-	uint64_t drop_loss;	     /* dropped by the loss probability */
-	uint64_t drop_queue;	     /* dropped because `limit` packets were held */
-	uint64_t write_errors;	     /* writes the output device refused */
+	uint64_t rx_pkts, rx_bytes; /* read from the input device */
+	uint64_t tx_pkts, tx_bytes; /* written to the output device */
+	uint64_t drop_loss;	    /* dropped by the loss probability */
+	uint64_t drop_queue;	    /* dropped because `limit` packets were held */
+	uint64_t write_errors;	    /* writes the output device refused */
 };
 
 /* xoshiro256** state; seeded through splitmix64. */

@@ -270,16 +270,16 @@ static void test_seed_reproducible(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_passes_at_once),
-		cmocka_unit_test(test_delay_holds_packet),
-		cmocka_unit_test(test_jitter_keeps_order_by_default),
-		cmocka_unit_test(test_jitter_reorders_when_asked),
-		cmocka_unit_test(test_normal_jitter_is_bounded_below),
-		cmocka_unit_test(test_loss_ratio_and_exemption),
-		cmocka_unit_test(test_limit_drops_tail),
-		cmocka_unit_test(test_rate_paces_packets),
-		cmocka_unit_test(test_rate_then_delay),
-		cmocka_unit_test(test_seed_reproducible),
+	    cmocka_unit_test(test_plain_passes_at_once),
+	    cmocka_unit_test(test_delay_holds_packet),
+	    cmocka_unit_test(test_jitter_keeps_order_by_default),
+	    cmocka_unit_test(test_jitter_reorders_when_asked),
+	    cmocka_unit_test(test_normal_jitter_is_bounded_below),
+	    cmocka_unit_test(test_loss_ratio_and_exemption),
+	    cmocka_unit_test(test_limit_drops_tail),
+	    cmocka_unit_test(test_rate_paces_packets),
+	    cmocka_unit_test(test_rate_then_delay),
+	    cmocka_unit_test(test_seed_reproducible),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
