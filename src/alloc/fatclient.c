@@ -165,7 +165,9 @@ int alloc_fat_call(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *r
 			return 0;
 		}
 		xport_reply_clear(out);
-		if (!alloc_err_transient(rc)) {
+		/* EIO/EAGAIN: that FAT server could not reach or agree with its
+		 * store (etcd); another one may (calls are idempotent) */
+		if (!alloc_err_transient(rc) && rc != -EIO && rc != -EAGAIN) {
 			log_debug("alloc: FAT %s answered type %u with %s%s%s",
 				  a->fat_addrs[idx % a->n_fat], type, strerror(-rc),
 				  err[0] ? ": " : "", err);

@@ -62,6 +62,8 @@ int cmd_vendors(struct cli *c, int argc, char **argv);
 /* cmd_locate.c: locate FILE [--json], sync FILE|MOUNT */
 int cmd_locate(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
+/* cmd_fat.c: fat status [--json] */
+int cmd_fat(struct cli *c, int argc, char **argv);
 
 /* ctl.c: mount control sockets. */
 /* Finds the pstorefs mount holding path: its mountpoint (absolute) and the

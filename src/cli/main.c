@@ -30,6 +30,7 @@ static void usage(FILE *f)
 		"  vendors [--json]             every vendor the FAT server knows\n"
 		"  locate FILE [--json]         where each chunk of FILE (on a mount) lives\n"
 		"  sync FILE|MOUNT              store everything written so far (fsync of the mount)\n"
+		"  fat status [--json]          every FAT server and etcd member, leader, revision\n"
 		"\n"
 		"options:\n"
 		"  -c FILE   client config (default: $PSTORE_CONFIG, ./.pstore-dev/client.conf,\n"
@@ -247,6 +248,7 @@ static const struct {
 	{"vendors", cmd_vendors},
 	{"locate", cmd_locate},
 	{"sync", cmd_sync},
+	{"fat", cmd_fat},
 };
 
 int main(int argc, char **argv)

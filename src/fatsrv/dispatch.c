@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "etcd.h"
 #include "fatsrv.h"
 #include "xport.h"
 
@@ -68,6 +69,7 @@ static const ProtobufCMessageDescriptor *request_desc(uint16_t type)
 	case MSG_VOLUME_LIST:
 	case MSG_VENDOR_LIST:
 	case MSG_STATFS:
+	case MSG_FAT_STATUS:
 		return &pstore__empty__descriptor;
 	case MSG_ALLOC:
 		return &pstore__alloc_request__descriptor;
@@ -157,6 +159,9 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 		break;
 	case MSG_STATFS:
 		rc = fat_statfs(fc, (Pstore__StatfsReply **)&out);
+		break;
+	case MSG_FAT_STATUS:
+		rc = fat_cluster_status(fc, (Pstore__FatStatusReply **)&out);
 		break;
 	case MSG_REPORT_BAD: {
 		Pstore__Empty empty = PSTORE__EMPTY__INIT;

@@ -19,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "pstore.pb-c.h"
 #include "store.h"
 
 #define ETCD_MAX_ENDPOINTS 16
@@ -54,6 +55,8 @@ json_object *etcd_b64(const void *data, size_t len);
 int etcd_unb64(json_object *o, uint8_t **out, size_t *len);
 /* An int64 field (the gateway sends them as strings); def when absent. */
 int64_t etcd_i64(json_object *o, const char *field, int64_t def);
+/* An uint64 field (member ids do not fit an int64). */
+uint64_t etcd_u64(json_object *o, const char *field, uint64_t def);
 
 /* ---- store_etcd.c ---- */
 /* Opens the FAT store on etcd.  prefix (e.g. "pstore/") is put before every
@@ -118,5 +121,9 @@ void fat_cluster_stop(struct fat_ctx *fc);
  * fenced); end takes the housekeeping's result. */
 bool fat_cluster_housekeeping_begin(struct fat_ctx *fc);
 void fat_cluster_housekeeping_end(struct fat_ctx *fc, int rc);
+
+/* ---- status.c ---- */
+/* MSG_FAT_STATUS: this fatd, the leader role and every etcd member. */
+int fat_cluster_status(struct fat_ctx *fc, Pstore__FatStatusReply **out);
 
 #endif

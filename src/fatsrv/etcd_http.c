@@ -107,6 +107,18 @@ int64_t etcd_i64(json_object *o, const char *field, int64_t def)
 	return json_object_get_int64(v);
 }
 
+uint64_t etcd_u64(json_object *o, const char *field, uint64_t def)
+{
+	json_object *v;
+	uint64_t n;
+
+	if (!o || !json_object_object_get_ex(o, field, &v))
+		return def;
+	if (json_object_is_type(v, json_type_string))
+		return parse_u64(json_object_get_string(v), &n) == 0 ? n : def;
+	return json_object_get_uint64(v);
+}
+
 /* ---- connection ---- */
 
 static int parse_endpoint(const char *s, size_t n, struct etcd_ep *ep)

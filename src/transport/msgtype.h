@@ -23,6 +23,7 @@ enum xport_msg_type {
 	MSG_VENDOR_LIST = 28,    /* Empty -> VendorListReply */
 	MSG_STATFS = 29,         /* Empty -> StatfsReply */
 	MSG_REPORT_BAD = 30,     /* BadReplica -> Empty */
+	MSG_FAT_STATUS = 31,     /* Empty -> FatStatusReply (FAT cluster state) */
 	/* client or vendor -> vendor */
 	MSG_CHUNK_PUT = 40,      /* ChunkPut + data -> ChunkPutReply */
 	MSG_CHUNK_GET = 41,      /* ChunkGet -> ChunkGetReply + data */
