@@ -154,12 +154,13 @@ def test_delay_applies_per_direction(make_lab):
     ping(lab["hosts"]["both"]["addr"], 1, 0.2)  # neighbours resolved
     _, got, rtts, _ = ping(lab["hosts"]["both"]["addr"], 20, 0.05)
     assert got == 20
-    avg = statistics.mean(rtts)
-    assert 64 <= avg <= 96, "40 ms each way: RTT %.1f ms" % avg
+    # the median: one scheduling stall on a loaded 2-core VM must not decide
+    avg = statistics.median(rtts)
+    assert 64 <= avg <= 96, "40 ms each way: RTT %.1f ms (%s)" % (avg, rtts)
     ping(lab["hosts"]["down"]["addr"], 1, 0.2)
     _, got, rtts, _ = ping(lab["hosts"]["down"]["addr"], 20, 0.05)
-    avg = statistics.mean(rtts)
-    assert got == 20 and 32 <= avg <= 48, "40 ms toward the host only: RTT %.1f ms" % avg
+    avg = statistics.median(rtts)
+    assert got == 20 and 32 <= avg <= 48, "40 ms toward the host only: RTT %.1f ms (%s)" % (avg, rtts)
 
 
 UDP_RECEIVER = r"""
