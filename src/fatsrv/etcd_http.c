@@ -268,7 +268,7 @@ static void set_timeouts(int fd, unsigned ms)
 static int tcp_connect(const struct etcd_ep *ep, unsigned timeout_ms)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *a;
-	int fd = -1, rc, one = 1;
+	int fd = -1, rc, one = 1, last = EHOSTUNREACH;
 
 	rc = getaddrinfo(ep->host, ep->port, &hints, &ai);
 	if (rc != 0)
@@ -291,16 +291,19 @@ static int tcp_connect(const struct etcd_ep *ep, unsigned timeout_ms)
 			    err == 0)
 				rc = 0;
 			else
+				errno = rc == 0 ? ETIMEDOUT : err ? err : EIO;
+			if (rc != 0)
 				rc = -1;
 		}
 		if (rc == 0)
 			break;
+		last = errno;
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(ai);
 	if (fd < 0)
-		return -EHOSTUNREACH;
+		return -last;
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	set_timeouts(fd, timeout_ms);
