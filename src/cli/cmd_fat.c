@@ -22,14 +22,15 @@
 
 static void fat_usage(FILE *f)
 {
-	fprintf(f, "usage: pstore [-c FILE] fat status [--json]\n"
-		   "\n"
-		   "Asks every FAT server of the config (fat = ...) for its view of the FAT\n"
-		   "cluster: the server's store (lmdb or etcd), which fatd holds the leader\n"
-		   "role, and each etcd member: health, raft leader, revision, raft index.\n"
-		   "--json prints {\"servers\": [...], \"members\": [...], \"leader_fat_id\": N,\n"
-		   "\"revision\": N, \"healthy\": bool}.  Exit status 1 if anything is\n"
-		   "unhealthy.\n");
+	fprintf(f,
+		"usage: pstore [-c FILE] fat status [--json]\n"
+		"\n"
+		"Asks every FAT server of the config (fat = ...) for its view of the FAT\n"
+		"cluster: the server's store (lmdb or etcd), which fatd holds the leader\n"
+		"role, and each etcd member: health, raft leader, revision, raft index.\n"
+		"--json prints {\"servers\": [...], \"members\": [...], \"leader_fat_id\": N,\n"
+		"\"revision\": N, \"healthy\": bool}.  Exit status 1 if anything is\n"
+		"unhealthy.\n");
 }
 
 static json_object *member_json(const Pstore__FatMember *m)
@@ -69,8 +70,8 @@ static int fat_status(struct cli *c, bool json)
 		json_object *s = json_object_new_object();
 
 		errs[i][0] = '\0';
-		rcs[i] = xport_call(c->pool, c->fat_addrs[i], MSG_FAT_STATUS, &req.base, NULL, 0,
-				    &pstore__fat_status_reply__descriptor, &reps[i],
+		rcs[i] = xport_call(c->pool, c->fat_addrs[i], MSG_FAT_STATUS, &req.base, NULL,
+				    0, &pstore__fat_status_reply__descriptor, &reps[i],
 				    FAT_STATUS_TIMEOUT_MS, errs[i], sizeof(errs[i]));
 		r = rcs[i] == 0 ? (const Pstore__FatStatusReply *)reps[i].msg : NULL;
 		if (rcs[i] == 0 && !r)
@@ -80,10 +81,12 @@ static int fat_status(struct cli *c, bool json)
 		if (r) {
 			json_object_object_add(s, "fat_id", json_object_new_int64(r->fat_id));
 			json_object_object_add(s, "store", json_object_new_string(r->store));
-			json_object_object_add(s, "is_leader", json_object_new_boolean(r->is_leader));
+			json_object_object_add(s, "is_leader",
+					       json_object_new_boolean(r->is_leader));
 			json_object_object_add(s, "leader_fat_id",
 					       json_object_new_int64(r->leader_fat_id));
-			json_object_object_add(s, "revision", json_object_new_int64(r->revision));
+			json_object_object_add(s, "revision",
+					       json_object_new_int64(r->revision));
 			if (r->is_leader)
 				leader = r->fat_id;
 			else if (!leader)
@@ -132,20 +135,22 @@ static int fat_status(struct cli *c, bool json)
 				       r->fat_id, r->store, r->is_leader ? "yes" : "-",
 				       (long long)r->revision);
 			else
-				printf("  %-22s %-6s %-5s %-6s %-8s DOWN: %s\n", c->fat_addrs[i], "?",
-				       "?", "?", "?", errs[i][0] ? errs[i] : strerror(-rcs[i]));
+				printf("  %-22s %-6s %-5s %-6s %-8s DOWN: %s\n",
+				       c->fat_addrs[i], "?", "?", "?", "?",
+				       errs[i][0] ? errs[i] : strerror(-rcs[i]));
 		}
 		if (best && best->n_members > 0) {
 			printf("etcd members:\n  %-12s %-28s %-7s %-6s %-9s %-10s %s\n", "NAME",
-			       "ENDPOINT", "HEALTH", "LEADER", "REVISION", "RAFT-INDEX", "ERROR");
+			       "ENDPOINT", "HEALTH", "LEADER", "REVISION", "RAFT-INDEX",
+			       "ERROR");
 			for (size_t i = 0; i < best->n_members; i++) {
 				const Pstore__FatMember *m = best->members[i];
 
 				printf("  %-12s %-28s %-7s %-6s %-9lld %-10llu %s\n",
 				       m->name[0] ? m->name : "?", m->endpoint,
 				       m->healthy ? "ok" : "BAD", m->leader ? "yes" : "-",
-				       (long long)m->revision, (unsigned long long)m->raft_index,
-				       m->error);
+				       (long long)m->revision,
+				       (unsigned long long)m->raft_index, m->error);
 			}
 		}
 		printf("%s\n", healthy ? "healthy" : "NOT healthy");
@@ -161,15 +166,16 @@ static int fat_status(struct cli *c, bool json)
 int cmd_fat(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool json = false;
 	int opt;
 
 	if (argc < 2 || strcmp(argv[1], "status") != 0) {
-		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		if (argc >= 2 &&
+		    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 			fat_usage(stdout);
 			return CLI_OK;
 		}

@@ -120,10 +120,12 @@ int fat_cluster_signing_key(struct fat_store *s, const char *key_path)
 	}
 	rc = fat_store_run(s, false, key_fn, &op);
 	if (rc == 0 && op.theirs) {
-		if (op.theirs_len != op.mine_len || memcmp(op.theirs, op.mine, op.mine_len) != 0) {
+		if (op.theirs_len != op.mine_len ||
+		    memcmp(op.theirs, op.mine, op.mine_len) != 0) {
 			rc = write_key_file(key_path, op.theirs, op.theirs_len);
 			if (rc == 0)
-				log_info("signing key: took the FAT cluster's key into %s", key_path);
+				log_info("signing key: took the FAT cluster's key into %s",
+					 key_path);
 			else
 				log_err("cannot write %s: %s", key_path, strerror(-rc));
 		}

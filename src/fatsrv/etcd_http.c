@@ -136,7 +136,8 @@ static int parse_endpoint(const char *s, size_t n, struct etcd_ep *ep)
 	memcpy(ep->url, tmp, n + 1);
 	hp = tmp + 8;
 	colon = strrchr(hp, ':');
-	if (!colon || colon == hp || strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(ep->port))
+	if (!colon || colon == hp || strlen(colon + 1) == 0 ||
+	    strlen(colon + 1) >= sizeof(ep->port))
 		return -EINVAL;
 	*colon = '\0';
 	if (strlen(hp) >= sizeof(ep->host))
@@ -501,7 +502,8 @@ static int read_reply(struct etcd_conn *c, uint64_t deadline, int *status, char 
 		}
 		errno = 0;
 		csz = strtoull(c->buf, &endp, 16);
-		if (errno || endp == c->buf || csz > ETCD_MAX_REPLY || have + csz > ETCD_MAX_REPLY) {
+		if (errno || endp == c->buf || csz > ETCD_MAX_REPLY ||
+		    have + csz > ETCD_MAX_REPLY) {
 			free(out);
 			return -EIO;
 		}

@@ -63,7 +63,8 @@ static int member_status(struct etcd_conn *conn, size_t i, json_object *list,
 	if (json_object_object_get_ex(rep, "errors", &errs) &&
 	    json_object_array_length(errs) > 0) {
 		m->healthy = false;
-		m->error = fat_strdup(json_object_get_string(json_object_array_get_idx(errs, 0)));
+		m->error =
+		    fat_strdup(json_object_get_string(json_object_array_get_idx(errs, 0)));
 	} else {
 		m->error = fat_strdup(m->healthy ? "" : "no raft leader");
 	}

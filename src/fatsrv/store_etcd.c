@@ -212,7 +212,8 @@ static int kv_decode(struct etcd_store *s, json_object *o, struct kv *kv)
 /* Range request at the txn's snapshot (taking the snapshot on the first
  * read).  *kvs borrows from *rep. */
 static int range_req(struct etcd_txn *t, const uint8_t *from, size_t flen, const uint8_t *to,
-		     size_t tlen, int64_t limit, json_object **rep, json_object **kvs, bool *more)
+		     size_t tlen, int64_t limit, json_object **rep, json_object **kvs,
+		     bool *more)
 {
 	struct etcd_store *s = S(t->base.store);
 	json_object *req = json_object_new_object(), *hdr;
@@ -249,7 +250,8 @@ static int range_req(struct etcd_txn *t, const uint8_t *from, size_t flen, const
 	if (more) {
 		json_object *m;
 
-		*more = json_object_object_get_ex(*rep, "more", &m) && json_object_get_boolean(m);
+		*more =
+		    json_object_object_get_ex(*rep, "more", &m) && json_object_get_boolean(m);
 	}
 	return 0;
 }
@@ -415,9 +417,9 @@ static int scanner_next(struct scanner *sc)
 			return 0;
 		json_object_put(sc->rep);
 		sc->rep = NULL;
-		rc = range_req(sc->t, sc->start, sc->slen, sc->have_end ? sc->end : (uint8_t *)"\0",
-			       sc->have_end ? sc->elen : 1, ETCD_SCAN_PAGE, &sc->rep, &sc->kvs,
-			       &sc->more);
+		rc = range_req(
+		    sc->t, sc->start, sc->slen, sc->have_end ? sc->end : (uint8_t *)"\0",
+		    sc->have_end ? sc->elen : 1, ETCD_SCAN_PAGE, &sc->rep, &sc->kvs, &sc->more);
 		if (rc < 0)
 			return rc;
 		sc->i = 0;
@@ -544,9 +546,10 @@ static int etcd_scan(struct fat_txn *tx, const void *prefix, size_t plen, const 
 		if (c > 0 || c == 0) {
 			/* a buffered write wins over what etcd has */
 			wi++;
-			if (c == 0 && !tx->rdonly && !ent_find(&t->reads, sc.cur.key, sc.cur.klen)) {
-				rc = ent_add(&t->reads, sc.cur.key, sc.cur.klen, NULL, 0, sc.cur.mod,
-					     true, NULL);
+			if (c == 0 && !tx->rdonly &&
+			    !ent_find(&t->reads, sc.cur.key, sc.cur.klen)) {
+				rc = ent_add(&t->reads, sc.cur.key, sc.cur.klen, NULL, 0,
+					     sc.cur.mod, true, NULL);
 				if (rc < 0)
 					break;
 			}
@@ -570,9 +573,10 @@ static int etcd_scan(struct fat_txn *tx, const void *prefix, size_t plen, const 
 					rc = -ENOMEM;
 					break;
 				}
-				memcpy(vc, sc.cur.val ? sc.cur.val : (uint8_t *)"", sc.cur.vlen);
-				rc = ent_add(&t->reads, sc.cur.key, sc.cur.klen, vc, sc.cur.vlen,
-					     sc.cur.mod, true, NULL);
+				memcpy(vc, sc.cur.val ? sc.cur.val : (uint8_t *)"",
+				       sc.cur.vlen);
+				rc = ent_add(&t->reads, sc.cur.key, sc.cur.klen, vc,
+					     sc.cur.vlen, sc.cur.mod, true, NULL);
 				if (rc < 0)
 					break;
 				t->n_reads++;
@@ -665,7 +669,8 @@ static void add_compare(const void *node, VISIT which, void *arg)
 	json_object_object_add(c, "key", b64key(b->s, e));
 	json_object_object_add(c, "target", json_object_new_string("MOD"));
 	json_object_object_add(c, "result", json_object_new_string("EQUAL"));
-	json_object_object_add(c, "mod_revision", json_object_new_int64(e->present ? e->mod : 0));
+	json_object_object_add(c, "mod_revision",
+			       json_object_new_int64(e->present ? e->mod : 0));
 	json_object_array_add(b->arr, c);
 }
 
@@ -681,8 +686,8 @@ static void add_op(const void *node, VISIT which, void *arg)
 	r = json_object_new_object();
 	json_object_object_add(r, "key", b64key(b->s, e));
 	if (e->present) {
-		json_object_object_add(r, "value", etcd_b64(e->val ? e->val : (uint8_t *)"",
-							    e->vlen));
+		json_object_object_add(r, "value",
+				       etcd_b64(e->val ? e->val : (uint8_t *)"", e->vlen));
 		json_object_object_add(op, "request_put", r);
 	} else {
 		json_object_object_add(op, "request_delete_range", r);
@@ -715,7 +720,8 @@ static bool fence_lost(struct etcd_store *s, json_object *rep)
 		return false;
 	if (!json_object_object_get_ex(rr, "kvs", &kvs) || json_object_array_length(kvs) == 0)
 		return true;
-	return etcd_i64(json_object_array_get_idx(kvs, 0), "create_revision", 0) != s->fence_rev;
+	return etcd_i64(json_object_array_get_idx(kvs, 0), "create_revision", 0) !=
+	       s->fence_rev;
 }
 
 static int etcd_commit(struct fat_txn *tx)
@@ -739,8 +745,10 @@ static int etcd_commit(struct fat_txn *tx)
 	for (size_t i = 0; i < t->n_ranges; i++) {
 		json_object *c = json_object_new_object();
 
-		json_object_object_add(c, "key", etcd_b64(t->ranges[i].from, t->ranges[i].flen));
-		json_object_object_add(c, "range_end", etcd_b64(t->ranges[i].to, t->ranges[i].tlen));
+		json_object_object_add(c, "key",
+				       etcd_b64(t->ranges[i].from, t->ranges[i].flen));
+		json_object_object_add(c, "range_end",
+				       etcd_b64(t->ranges[i].to, t->ranges[i].tlen));
 		json_object_object_add(c, "target", json_object_new_string("MOD"));
 		json_object_object_add(c, "result", json_object_new_string("LESS"));
 		json_object_object_add(c, "mod_revision", json_object_new_int64(t->rev + 1));
@@ -753,7 +761,8 @@ static int etcd_commit(struct fat_txn *tx)
 		json_object_object_add(c, "key", etcd_b64(s->fence_key, strlen(s->fence_key)));
 		json_object_object_add(c, "target", json_object_new_string("CREATE"));
 		json_object_object_add(c, "result", json_object_new_string("EQUAL"));
-		json_object_object_add(c, "create_revision", json_object_new_int64(s->fence_rev));
+		json_object_object_add(c, "create_revision",
+				       json_object_new_int64(s->fence_rev));
 		json_object_array_add(cmp, c);
 		json_object_object_add(r, "key", etcd_b64(s->fence_key, strlen(s->fence_key)));
 		json_object_object_add(op, "request_range", r);

@@ -41,7 +41,8 @@ static struct etcd_conn *conn_to(const char *endpoints)
 {
 	struct etcd_conn *c = NULL;
 
-	assert_int_equal(etcd_conn_new(endpoints, pki_ca, pki_cert, pki_key, 2000, 6000, &c), 0);
+	assert_int_equal(etcd_conn_new(endpoints, pki_ca, pki_cert, pki_key, 2000, 6000, &c),
+			 0);
 	return c;
 }
 
@@ -92,13 +93,15 @@ static int start_etcd(void)
 	struct fat_store *s = NULL;
 
 	if (system("command -v etcd >/dev/null 2>&1") != 0) {
-		printf("SKIP: the etcd binary is not installed (apt-get install etcd-server)\n");
+		printf(
+		    "SKIP: the etcd binary is not installed (apt-get install etcd-server)\n");
 		return 77;
 	}
 	strcpy(etcd_dir, "/tmp/test_fatsrv_etcd.XXXXXX");
 	if (!mkdtemp(etcd_dir))
 		return 1;
-	snprintf(cmd, sizeof(cmd), "sh %s/pki.sh %s/pki test:etcd fat:1", dirname(src), etcd_dir);
+	snprintf(cmd, sizeof(cmd), "sh %s/pki.sh %s/pki test:etcd fat:1", dirname(src),
+		 etcd_dir);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "pki.sh failed\n");
 		return 1;
@@ -121,15 +124,15 @@ static int start_etcd(void)
 		(void)f;
 		snprintf(crt, sizeof(crt), "%s/pki/test_etcd.crt", etcd_dir);
 		snprintf(key, sizeof(key), "%s/pki/test_etcd.key", etcd_dir);
-		execlp("etcd", "etcd", "--name", "t", "--data-dir", data, "--listen-client-urls",
-		       etcd_url, "--advertise-client-urls", etcd_url, "--listen-peer-urls", peer,
-		       "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-		       "--initial-cluster-state", "new", "--cert-file", crt, "--key-file", key,
-		       "--client-cert-auth", "--trusted-ca-file", pki_ca, "--peer-cert-file", crt,
-		       "--peer-key-file", key, "--peer-client-cert-auth",
-		       "--peer-trusted-ca-file", pki_ca, "--max-txn-ops", "10000",
-		       "--max-request-bytes", "16777216", "--logger", "zap", "--log-level", "warn",
-		       (char *)NULL);
+		execlp("etcd", "etcd", "--name", "t", "--data-dir", data,
+		       "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+		       "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		       "--initial-cluster", cluster, "--initial-cluster-state", "new",
+		       "--cert-file", crt, "--key-file", key, "--client-cert-auth",
+		       "--trusted-ca-file", pki_ca, "--peer-cert-file", crt, "--peer-key-file",
+		       key, "--peer-client-cert-auth", "--peer-trusted-ca-file", pki_ca,
+		       "--max-txn-ops", "10000", "--max-request-bytes", "16777216", "--logger",
+		       "zap", "--log-level", "warn", (char *)NULL);
 		_exit(127);
 	}
 	atexit(stop_etcd);
@@ -413,9 +416,9 @@ static void test_failover_endpoint(void **state)
 		fat_store_close(s);
 	}
 	/* a bad endpoint list is refused */
-	assert_int_equal(etcd_conn_new("http://127.0.0.1:1", pki_ca, pki_cert, pki_key, 100, 100,
-				       &bad),
-			 -EINVAL);
+	assert_int_equal(
+	    etcd_conn_new("http://127.0.0.1:1", pki_ca, pki_cert, pki_key, 100, 100, &bad),
+	    -EINVAL);
 	assert_null(bad);
 }
 
