@@ -64,6 +64,8 @@ int cmd_locate(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
 /* cmd_fat.c: fat status [--json] */
 int cmd_fat(struct cli *c, int argc, char **argv);
+/* cmd_ca.c: ca init|issue|revoke|list|crl (no config, no network) */
+int cmd_ca(struct cli *c, int argc, char **argv);
 
 /* ctl.c: mount control sockets. */
 /* Finds the pstorefs mount holding path: its mountpoint (absolute) and the

@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		"  locate FILE [--json]         where each chunk of FILE (on a mount) lives\n"
 		"  sync FILE|MOUNT              store everything written so far (fsync of the mount)\n"
 		"  fat status [--json]          every FAT server and etcd member, leader, revision\n"
+		"  ca init|issue|revoke|list|crl   the deployment CA (see pstore ca --help)\n"
 		"\n"
 		"options:\n"
 		"  -c FILE   client config (default: $PSTORE_CONFIG, ./.pstore-dev/client.conf,\n"
@@ -249,6 +250,7 @@ static const struct {
 	{"locate", cmd_locate},
 	{"sync", cmd_sync},
 	{"fat", cmd_fat},
+	{"ca", cmd_ca},
 };
 
 int main(int argc, char **argv)
