@@ -30,6 +30,7 @@ struct cli_conf {
 	char ca[PATH_MAX];
 	char cert[PATH_MAX];
 	char key[PATH_MAX];
+	char crl[PATH_MAX];     /* [tls] crl, optional */
 	uint32_t lease_ms;
 	int timeout_ms;
 };

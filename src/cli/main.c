@@ -93,6 +93,8 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			return copy_str(cf->cert, sizeof(cf->cert), value);
 		if (strcmp(name, "key") == 0)
 			return copy_str(cf->key, sizeof(cf->key), value);
+		if (strcmp(name, "crl") == 0)
+			return copy_str(cf->crl, sizeof(cf->crl), value);
 	}
 	return 1;
 }
@@ -198,6 +200,11 @@ int cli_connect(struct cli *c)
 	if (!c->tls) {
 		fprintf(stderr, "pstore: cannot load TLS files of %s (ca %s, cert %s, key %s)\n",
 			c->conf.path, c->conf.ca, c->conf.cert, c->conf.key);
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (c->conf.crl[0] && xport_tls_set_crl(c->tls, c->conf.ca, c->conf.crl) < 0) {
+		fprintf(stderr, "pstore: cannot use the CRL %s of %s\n", c->conf.crl, c->conf.path);
 		rc = -EINVAL;
 		goto fail;
 	}

@@ -64,4 +64,9 @@ int parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 /* Parses an unsigned decimal integer fully; 0 or -EINVAL/-ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
 
+/* privdrop.c: as root, switch to user (its uid, gid, no other groups) for
+ * good.  Empty user, not root, or no such user: logs why and returns 0
+ * without a change.  -errno if the switch fails. */
+int privdrop_to(const char *user);
+
 #endif

@@ -135,6 +135,8 @@ static int on_fatd(struct parse_state *ps, const char *name, const char *value)
 			       &ps->seen_other);
 	if (strcmp(name, "leader_ttl_ms") == 0)
 		return set_u32(ps, s, name, value, 2000, 600u * 1000u, &c->leader_ttl_ms);
+	if (strcmp(name, "user") == 0)
+		return set_str(ps, s, name, value, c->user, sizeof(c->user), &ps->seen_other);
 	if (strcmp(name, "log_level") == 0) {
 		int l = log_level_parse(value);
 
@@ -159,6 +161,9 @@ static int on_tls(struct parse_state *ps, const char *name, const char *value)
 	if (strcmp(name, "key") == 0)
 		return set_str(ps, "tls", name, value, c->tls_key, sizeof(c->tls_key),
 			       &ps->seen_key);
+	if (strcmp(name, "crl") == 0)
+		return set_str(ps, "tls", name, value, c->tls_crl, sizeof(c->tls_crl),
+			       &ps->seen_other);
 	return bad(ps, "tls", name, "unknown key");
 }
 

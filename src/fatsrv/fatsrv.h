@@ -68,6 +68,8 @@ struct fat_config {
 	char tls_ca[512];
 	char tls_cert[512];
 	char tls_key[512];
+	char tls_crl[512]; /* [tls] crl: revoked certificates (empty = none) */
+	char user[64];     /* [fatd] user: run as this user after binding */
 	/* the FAT store (cluster.c): "lmdb" in data, or "etcd" */
 	char store[8];
 	char etcd[1024];       /* etcd client URLs, comma-separated (store = etcd) */

@@ -67,6 +67,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	fat_cluster_housekeeping_end(&d->fc, rc);
 }
 
+/* SIGHUP: reload the CRL (it is also reloaded when the file changes). */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	log_info("SIGHUP: reloading the CRL");
+	xport_tls_reload_crl(arg);
+}
+
 static int run(const struct fat_config *cfg)
 {
 	struct fatd d = {0};
@@ -74,7 +83,7 @@ static int run(const struct fat_config *cfg)
 	struct cap_key *key = NULL;
 	struct xport_tls *tls = NULL;
 	struct xport_server *srv = NULL;
-	struct event *sigint = NULL, *sigterm = NULL, *tick = NULL;
+	struct event *sigint = NULL, *sigterm = NULL, *tick = NULL, *sighup = NULL;
 	struct timeval tv = {.tv_sec = 0, .tv_usec = FATD_EXPIRE_MS * 1000};
 	char path[PATH_MAX], host[128];
 	uint16_t port;
@@ -114,6 +123,8 @@ static int run(const struct fat_config *cfg)
 	tls = xport_tls_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, true);
 	if (!tls)
 		goto out;
+	if (cfg->tls_crl[0] && xport_tls_set_crl(tls, cfg->tls_ca, cfg->tls_crl) < 0)
+		goto out; /* logged by the transport */
 	d.base = event_base_new();
 	if (!d.base) {
 		log_err("cannot create the event loop");
@@ -121,6 +132,11 @@ static int run(const struct fat_config *cfg)
 	}
 	sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
 	sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	sighup = evsignal_new(d.base, SIGHUP, on_sighup, tls);
+	if (!sighup || evsignal_add(sighup, NULL) < 0) {
+		log_err("cannot set up the SIGHUP event");
+		goto out;
+	}
 	tick = event_new(d.base, -1, EV_PERSIST, on_tick, &d);
 	if (!sigint || !sigterm || !tick || evsignal_add(sigint, NULL) < 0 ||
 	    evsignal_add(sigterm, NULL) < 0 || event_add(tick, &tv) < 0) {
@@ -136,6 +152,8 @@ static int run(const struct fat_config *cfg)
 	if (fat_listen_host(cfg->listen, host, sizeof(host)) < 0)
 		goto out;
 	port = xport_server_port(srv);
+	if (privdrop_to(cfg->user) < 0)
+		goto out;
 	if (strchr(host, ':'))
 		log_info("listening on [%s]:%u", host, (unsigned)port);
 	else
@@ -154,6 +172,8 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
+	if (sighup)
+		event_free(sighup);
 	if (d.base)
 		event_base_free(d.base);
 	xport_tls_free(tls);

@@ -145,7 +145,7 @@ static int cconn_open(struct xport_pool *pool, const char *addr, uint64_t deadli
 	rc = tcp_connect(addr, deadline, &c->fd);
 	if (rc < 0)
 		goto fail;
-	c->ssl = SSL_new(pool->tls->ctx);
+	c->ssl = xport_tls_ssl_new(pool->tls);
 	if (!c->ssl) {
 		rc = -ENOMEM;
 		goto fail;

@@ -335,7 +335,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = calloc(1, sizeof(*c));
-	ssl = SSL_new(srv->tls->ctx);
+	ssl = xport_tls_ssl_new(srv->tls);
 	if (!c || !ssl) {
 		free(c);
 		SSL_free(ssl);

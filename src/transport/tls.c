@@ -59,6 +59,7 @@ struct xport_tls *xport_tls_new(const char *ca_file, const char *cert_file,
 		log_ssl_errors("cannot load certificate", cert_file);
 		goto fail;
 	}
+	xport_key_mode_check(key_file);
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
 		log_ssl_errors("cannot load key", key_file);
 		goto fail;
@@ -90,6 +91,7 @@ void xport_tls_free(struct xport_tls *tls)
 	if (!tls)
 		return;
 	SSL_CTX_free(tls->ctx);
+	xport_crl_free(tls->crl);
 	free(tls);
 }
 

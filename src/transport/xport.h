@@ -43,6 +43,30 @@ struct xport_tls *xport_tls_new(const char *ca_file, const char *cert_file,
 				const char *key_file, bool server);
 void xport_tls_free(struct xport_tls *tls);
 
+/* ---- certificates: roles and revocation (authz.c) ---- */
+
+/* Verify peers against the CRL(s) in crl_file too (X509_V_FLAG_CRL_CHECK):
+ * a revoked certificate fails the handshake.  The file must be signed by a
+ * CA of ca_file and not expired.  It is reloaded when it changes (checked
+ * at most once a second, as connections are made) and by
+ * xport_tls_reload_crl; a bad new file is refused and the old CRL stays.
+ * 0 or -errno (logged). */
+int xport_tls_set_crl(struct xport_tls *tls, const char *ca_file, const char *crl_file);
+/* Reloads the CRL now (SIGHUP).  0 (also when no CRL is set) or -errno. */
+int xport_tls_reload_crl(struct xport_tls *tls);
+
+enum xport_role {
+	XPORT_ROLE_FAT = 1,
+	XPORT_ROLE_VENDOR = 2,
+	XPORT_ROLE_CLIENT = 3,
+	XPORT_ROLE_ADMIN = 4,
+};
+/* Role of a peer certificate CN "<role>:<id>" (enum xport_role, > 0) and a
+ * pointer to its id within cn; -EACCES for anything else (no colon, empty
+ * id, unknown role). */
+int xport_peer_role(const char *cn, const char **id);
+const char *xport_role_name(int role);
+
 /* ---- server side (server.c) ---- */
 
 struct xport_req {

@@ -9,10 +9,20 @@
 #include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
 
+struct xport_crl;
+
 struct xport_tls {
 	SSL_CTX *ctx;
 	bool server;
+	struct xport_crl *crl; /* authz.c: CRL checking, NULL if none */
 };
+
+/* authz.c: a new SSL object of tls, verifying peers against the current
+ * CRL when one is configured (reloaded first if the file changed). */
+SSL *xport_tls_ssl_new(struct xport_tls *tls);
+void xport_crl_free(struct xport_crl *c);
+/* Warns (log) when a private key file may be read by group or others. */
+void xport_key_mode_check(const char *key_file);
 
 /* Subject CN of the verified peer certificate, "" if none. */
 void xport_peer_cn(SSL *ssl, char *out, size_t len);

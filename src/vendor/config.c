@@ -29,6 +29,8 @@ enum cfg_key {
 	K_CA,
 	K_CERT,
 	K_KEY,
+	K_CRL,
+	K_USER,
 	K_COUNT
 };
 
@@ -51,6 +53,8 @@ static const struct {
     [K_CA] = {"tls", "ca"},
     [K_CERT] = {"tls", "cert"},
     [K_KEY] = {"tls", "key"},
+    [K_CRL] = {"tls", "crl"},
+    [K_USER] = {"vendor", "user"},
 };
 
 struct cfg_parse {
@@ -291,6 +295,12 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		break;
 	case K_KEY:
 		cfg_copy(p, key, value, c->tls_key, sizeof(c->tls_key));
+		break;
+	case K_CRL:
+		cfg_copy(p, key, value, c->tls_crl, sizeof(c->tls_crl));
+		break;
+	case K_USER:
+		cfg_copy(p, key, value, c->user, sizeof(c->user));
 		break;
 	}
 	return 1;

@@ -40,10 +40,22 @@ static void on_signal(evutil_socket_t sig, short ev, void *arg)
 	event_base_loopexit(base, NULL);
 }
 
+/* SIGHUP: reload the CRL of both directions (also reloaded when it changes). */
+static void on_sighup(evutil_socket_t sig, short ev, void *arg)
+{
+	struct vendord *vd = arg;
+
+	(void)sig;
+	(void)ev;
+	log_info("SIGHUP: reloading the CRL");
+	xport_tls_reload_crl(vd->tls_server);
+	xport_tls_reload_crl(vd->tls_client);
+}
+
 static int run(const struct vendor_config *cfg)
 {
 	struct vendord vd = {.cfg = cfg};
-	struct event *sigterm = NULL, *sigint = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
 	int rc = 1;
 
 	pthread_rwlock_init(&vd.key_lock, NULL);
@@ -55,6 +67,9 @@ static int run(const struct vendor_config *cfg)
 	vd.tls_client = xport_tls_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, false);
 	if (!vd.tls_server || !vd.tls_client)
 		goto out;
+	if (cfg->tls_crl[0] && (xport_tls_set_crl(vd.tls_server, cfg->tls_ca, cfg->tls_crl) < 0 ||
+				xport_tls_set_crl(vd.tls_client, cfg->tls_ca, cfg->tls_crl) < 0))
+		goto out; /* logged by the transport */
 	vd.pool = xport_pool_new(vd.tls_client, 4);
 	vd.workers = vworkq_new("worker", cfg->workers, 1024);
 	/* Forwards wait on the network; more of them than workers keeps
@@ -79,6 +94,14 @@ static int run(const struct vendor_config *cfg)
 	}
 	if (vfatlink_start(&vd, &vd.fatlink) < 0) {
 		log_err("cannot start the FAT link thread");
+	sighup = evsignal_new(vd.base, SIGHUP, on_sighup, &vd);
+	if (!sighup || evsignal_add(sighup, NULL) < 0) {
+		log_err("cannot install the SIGHUP handler");
+		goto out;
+	}
+	/* Sockets are bound: give up root before talking to anyone. */
+	if (privdrop_to(cfg->user) < 0)
+		goto out;
 		goto out;
 	}
 	log_info("vendor %u listening on %s (advertised %s, %zu devices)", cfg->id, cfg->listen,
@@ -100,6 +123,8 @@ out:
 	if (vd.base)
 		event_base_free(vd.base);
 	xport_pool_free(vd.pool);
+	if (sighup)
+		event_free(sighup);
 	xport_tls_free(vd.tls_client);
 	xport_tls_free(vd.tls_server);
 	vstore_close(vd.store);

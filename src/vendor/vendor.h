@@ -57,6 +57,8 @@ struct vendor_config {
 	char tls_ca[VENDOR_PATH_MAX];
 	char tls_cert[VENDOR_PATH_MAX];
 	char tls_key[VENDOR_PATH_MAX];
+	char tls_crl[VENDOR_PATH_MAX]; /* [tls] crl; empty = no CRL */
+	char user[64];                 /* [vendor] user: run as this user after binding */
 };
 
 /* Parses and checks path into cfg.  Device directories that do not exist
