@@ -3,11 +3,10 @@
  * who sent it (the peer certificate's CN), decodes the control message,
  * calls the logic and replies exactly once.
  *
- * Authorization for now: MSG_VENDOR_REGISTER/HEARTBEAT only from
- * "vendor:<id>" peers whose id is the vendor_id they report; every other
- * FAT message from "client:" or "admin:" peers.  Which user may use which
- * volume is not checked yet: per-user volume ownership comes with the
- * security issue.
+ * Authorization: MSG_VENDOR_REGISTER/HEARTBEAT only from "vendor:<id>"
+ * peers whose id is the vendor_id they report; every other FAT message from
+ * "client:" or "admin:" peers (so vendors never read a volume's FAT), and a
+ * client only on volumes it owns (owner.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -135,6 +134,8 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 		break;
 	case MSG_VOLUME_LIST:
 		rc = fat_volume_list(fc, (Pstore__VolumeList **)&out);
+		if (rc == 0)
+			fat_owner_filter_list(req, out);
 		break;
 	case MSG_ALLOC:
 		rc = fat_alloc(fc, (Pstore__AllocRequest *)msg, (Pstore__AllocReply **)&out);
@@ -203,6 +204,8 @@ void fat_dispatch(struct xport_req *req, void *arg)
 		return;
 	}
 	rc = authorize(fc, req, msg);
+	if (rc == 0)
+		rc = fat_owner_check(fc, req, msg);
 	if (rc < 0) {
 		log_warn("refused request %u from %s (%s): %s", req->type, req->peer,
 			 req->peer_addr, fc->err);

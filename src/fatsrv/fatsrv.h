@@ -203,4 +203,12 @@ void fat_dispatch(struct xport_req *req, void *arg);
 /* "vendor:3" -> role "vendor", id "3".  0 or -EACCES. */
 int fat_peer_split(const char *peer, char *role, size_t rlen, const char **id);
 
+/* ---- owner.c ---- */
+/* Volume ownership of client requests: records the creator as owner of a
+ * new volume (rewrites msg), refuses (-EACCES, fc->err set) a client: peer
+ * naming a volume it does not own.  0 otherwise. */
+int fat_owner_check(struct fat_ctx *fc, const struct xport_req *req, ProtobufCMessage *msg);
+/* Drops from list the volumes the peer may not see (admin: sees all). */
+void fat_owner_filter_list(const struct xport_req *req, Pstore__VolumeList *list);
+
 #endif

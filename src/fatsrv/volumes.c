@@ -1,8 +1,8 @@
 /*
  * volumes.c - volumes: create (validated name, copies, chunk size; random
  * 16-byte id), get, list.  The revision a volume carries is bumped by
- * commit.c.  Who may use which volume is not checked yet (any "client:" or
- * "admin:" peer may; per-user ownership comes with the security issue).
+ * commit.c.  The owner recorded at creation is the caller's (dispatch.c
+ * fills it in from the certificate); owner.c checks it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -113,6 +113,11 @@ int fat_volume_create(struct fat_ctx *fc, const Pstore__VolumeInfo *req,
 		fat_rec_free(vi);
 		return -ENOMEM;
 	}
+	vi->owner = fat_strdup(req->owner ? req->owner : "");
+	if (!vi->owner) {
+		fat_rec_free(vi);
+		return -ENOMEM;
+	}
 	vi->copies = copies;
 	vi->chunk_size = cs;
 	vi->created_ms = fc->clock();
@@ -123,7 +128,8 @@ int fat_volume_create(struct fat_ctx *fc, const Pstore__VolumeInfo *req,
 		fat_rec_free(vi);
 		return rc;
 	}
-	log_info("volume %s created (copies %u, chunk size %u)", vi->name, copies, cs);
+	log_info("volume %s created (copies %u, chunk size %u, owner %s)", vi->name, copies, cs,
+		 vi->owner[0] ? vi->owner : "none");
 	*out = vi;
 	return 0;
 }
