@@ -223,6 +223,8 @@ static int mirror_value(struct fs_txn *t, struct mop *op)
 			else
 				rc = -ENOMEM;
 		}
+	} else if (kind == FS_KEY_XATTR) {
+		rc = meta_ns_raw(t, op->key, op->klen, &op->val, &op->vlen);
 	} else {
 		return -EINVAL;
 	}

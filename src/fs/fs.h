@@ -93,11 +93,14 @@ struct fs_chunk {
 
 /* ---- mirror.c: keys and values of the FAT's metadata mirror ---- */
 
-enum { FS_KEY_INODE = 'i', FS_KEY_DIRENT = 'd', FS_KEY_CHUNK = 'c' };
+enum { FS_KEY_INODE = 'i', FS_KEY_DIRENT = 'd', FS_KEY_CHUNK = 'c', FS_KEY_XATTR = 'x' };
+#define FS_XATTR_NAME_MAX 255       /* XATTR_NAME_MAX */
+#define FS_XATTR_SIZE_MAX 65536     /* XATTR_SIZE_MAX */
 
 size_t mirror_key_inode(uint8_t *key, uint64_t ino);
 size_t mirror_key_dirent(uint8_t *key, uint64_t parent, const char *name, size_t nlen);
 size_t mirror_key_chunk(uint8_t *key, uint64_t ino, uint64_t idx);
+size_t mirror_key_xattr(uint8_t *key, uint64_t ino, const char *name, size_t nlen);
 /* Parses a key; returns its kind or -EINVAL.  name points into key. */
 int mirror_key_parse(const uint8_t *key, size_t klen, uint64_t *a, uint64_t *b,
 		     const char **name, size_t *nlen);
@@ -111,6 +114,9 @@ size_t mirror_dirent_encode(const struct fs_dirent_val *d, uint8_t *out);
 int mirror_dirent_decode(const uint8_t *buf, size_t len, struct fs_dirent_val *out);
 size_t mirror_chunk_encode(const struct alloc_chunk_ref *r, uint8_t *out);
 int mirror_chunk_decode(const uint8_t *buf, size_t len, struct alloc_chunk_ref *out);
+/* xattr value: version byte + the value (out holds len + 1 bytes). */
+size_t mirror_xattr_encode(const void *val, size_t len, uint8_t *out);
+int mirror_xattr_decode(const uint8_t *buf, size_t len, const uint8_t **val, size_t *vlen);
 
 /* ---- meta.c: the local store ---- */
 
@@ -162,6 +168,20 @@ typedef int (*meta_dirent_cb)(const char *name, size_t nlen, const struct fs_dir
 			      void *arg);
 int meta_dir_list(struct fs_txn *t, uint64_t dir, meta_dirent_cb cb, void *arg);
 
+/* Extended attributes ('x' keys, mirrored like inodes).  get: -ENODATA if
+ * absent; with buf and cap > 0, -ERANGE if cap is too small; *len is the
+ * value's size.  del: -ENODATA if absent.  Purging an inode drops them. */
+int meta_xattr_get(struct fs_txn *t, uint64_t ino, const char *name, void *buf, size_t cap,
+		   size_t *len);
+int meta_xattr_put(struct fs_txn *t, uint64_t ino, const char *name, const void *val,
+		   size_t len, bool mark);
+int meta_xattr_del(struct fs_txn *t, uint64_t ino, const char *name);
+typedef int (*meta_xattr_cb)(const char *name, size_t nlen, size_t vlen, void *arg);
+int meta_xattr_list(struct fs_txn *t, uint64_t ino, meta_xattr_cb cb, void *arg);
+/* The stored (mirror-encoded) value of a namespace key, malloc'd. */
+int meta_ns_raw(struct fs_txn *t, const uint8_t *key, size_t klen, uint8_t **val,
+		size_t *vlen);
+
 /* Chunk records (local flags + committed ref). */
 int meta_chunk_get(struct fs_txn *t, uint64_t ino, uint64_t idx, struct fs_chunk *c);
 /* mark_mirror: the committed ref changed, so the mirror key must follow. */
@@ -172,6 +192,9 @@ int meta_chunk_dirty(struct fs_txn *t, uint64_t ino, uint64_t idx);
 /* Drops every chunk with index >= from: committed refs go to the pending
  * frees, mirror keys are marked, data marks removed. */
 int meta_chunks_drop(struct fs_txn *t, uint64_t ino, uint64_t from);
+/* Drops chunk idx alone (a punched hole; meta_chunk_drop): its committed
+ * ref goes to the pending frees, its data mark goes. */
+int meta_chunk_drop(struct fs_txn *t, uint64_t ino, uint64_t idx);
 /* Removes an inode and its chunks (nlink reached 0 and no one has it open). */
 int meta_inode_purge(struct fs_txn *t, uint64_t ino);
 

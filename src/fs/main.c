@@ -4,7 +4,8 @@
  * and the multi-threaded FUSE loop, and an orderly shutdown.
  *
  *   pstorefs [-f] [-d] [-o opt,...] MOUNTPOINT
- *   -o config=FILE,volume=NAME,state=DIR,cache=DIR,log=FILE,no_writeback
+ *   -o config=FILE,volume=NAME,state=DIR,cache=DIR,log=FILE,no_writeback,
+ *      no_allow_other,no_default_permissions
  *   plus FUSE's own -o options, passed through.
  *
  * Without -f the process forks before any thread, LMDB environment or
@@ -40,12 +41,14 @@ struct fs_state fs;
 struct cmd_opts {
 	char *config, *volume, *state, *cache, *log;
 	int no_writeback;
+	int no_allow_other, no_default_permissions;
 };
 
 #define OPT(t, p) {t, offsetof(struct cmd_opts, p), 1}
 static const struct fuse_opt cmd_table[] = {
 	OPT("config=%s", config), OPT("volume=%s", volume), OPT("state=%s", state),
 	OPT("cache=%s", cache),   OPT("log=%s", log),       OPT("no_writeback", no_writeback),
+	OPT("no_allow_other", no_allow_other), OPT("no_default_permissions", no_default_permissions),
 	FUSE_OPT_END,
 };
 
@@ -61,6 +64,11 @@ static void usage(const char *prog)
 	       "    -o log=FILE        log file when running in the background\n"
 	       "                       (default: STATE/pstorefs.log)\n"
 	       "    -o no_writeback    do not use the kernel's writeback cache\n"
+	       "    -o no_allow_other  as root: only root may use the mount (default:\n"
+	       "                       allow_other, every user may)\n"
+	       "    -o no_default_permissions\n"
+	       "                       no permission checks at all (default: the kernel\n"
+	       "                       checks modes, like a local filesystem)\n"
 	       "    -V, --version      print the version\n\n"
 	       "See pstorefs(8).\n\n",
 	       prog);
@@ -504,10 +512,11 @@ int main(int argc, char *argv[])
 		goto out;
 
 	{
-		char fsname[128];
+		char fsname[256];
 
-		snprintf(fsname, sizeof(fsname), "-ofsname=pstore:%s,subtype=pstorefs,"
-			 "default_permissions", fs.vol.name);
+		snprintf(fsname, sizeof(fsname), "-ofsname=pstore:%s,subtype=pstorefs%s%s",
+			 fs.vol.name, o.no_default_permissions ? "" : ",default_permissions",
+			 geteuid() == 0 && !o.no_allow_other ? ",allow_other" : "");
 		if (fuse_opt_add_arg(&args, fsname) < 0)
 			goto out;
 	}
@@ -520,6 +529,8 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, fs.mountpoint) != 0)
 		goto out;
 	mounted = true;
+	if (fuseio_attach(se) < 0)
+		log_warn("cannot hook the FUSE channel: writes will cost a GETXATTR each");
 	if (flush_start() < 0 || control_start(fs.mountpoint) < 0)
 		goto out;
 	if (!copts.foreground) {

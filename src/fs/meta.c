@@ -7,7 +7,8 @@
  * either the old or the new state.
  *
  * Databases:
- *   ns      mirror keys 'i'/'d' -> mirror-encoded inode/dirent (mirror.c)
+ *   ns      mirror keys 'i'/'d'/'x' -> mirror-encoded inode/dirent/xattr
+ *           (mirror.c)
  *   chunks  'c' keys -> flags(u32) + mirror-encoded ref (when FS_CHUNK_REF)
  *   dirty   mirror keys -> struct fs_mark (the key must be re-sent)
  *   dchunks 'c' keys -> struct fs_mark (the chunk's data must be uploaded)
@@ -599,11 +600,195 @@ out:
 	return rc;
 }
 
+int meta_chunk_drop(struct fs_txn *t, uint64_t ino, uint64_t idx)
+{
+	uint8_t key[17];
+	MDB_val k = {mirror_key_chunk(key, ino, idx), key}, v;
+	struct fs_chunk c;
+	int rc = mdb_get(t->txn, t->m->dbi[DB_CHUNKS], &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return meta_mark_del(t, FS_MARK_DATA, key, 17);
+	if (rc)
+		return mdb_err(rc, "get chunk");
+	if (chunk_decode_local(&v, &c) == 0 && (c.flags & FS_CHUNK_REF)) {
+		rc = meta_mark(t, FS_MARK_FREED, c.ref.chunk_id, CHUNK_ID_LEN);
+		if (rc == 0)
+			rc = meta_mark(t, FS_MARK_MIRROR, key, 17);
+		if (rc < 0)
+			return rc;
+	}
+	rc = meta_mark_del(t, FS_MARK_DATA, key, 17);
+	if (rc < 0)
+		return rc;
+	return mdb_err(mdb_del(t->txn, t->m->dbi[DB_CHUNKS], &k, NULL), "del chunk");
+}
+
+/* ---- extended attributes: 'x' ino name -> mirror_xattr_encode(value) ---- */
+
+int meta_xattr_get(struct fs_txn *t, uint64_t ino, const char *name, void *buf, size_t cap,
+		   size_t *len)
+{
+	uint8_t key[FS_KEY_MAX];
+	size_t nlen = strlen(name);
+	const uint8_t *val;
+	MDB_val k, v;
+	int rc;
+
+	if (nlen == 0 || nlen > FS_XATTR_NAME_MAX)
+		return nlen ? -ERANGE : -EINVAL;
+	k.mv_size = mirror_key_xattr(key, ino, name, nlen);
+	k.mv_data = key;
+	rc = mdb_get(t->txn, t->m->dbi[DB_NS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return -ENODATA;
+	if (rc)
+		return mdb_err(rc, "get xattr");
+	if (mirror_xattr_decode(v.mv_data, v.mv_size, &val, len) < 0)
+		return -EIO;
+	if (buf && cap) {
+		if (cap < *len)
+			return -ERANGE;
+		memcpy(buf, val, *len);
+	}
+	return 0;
+}
+
+int meta_xattr_put(struct fs_txn *t, uint64_t ino, const char *name, const void *val,
+		   size_t len, bool mark)
+{
+	uint8_t key[FS_KEY_MAX];
+	size_t nlen = strlen(name);
+	MDB_val k, v;
+	uint8_t *enc;
+	int rc;
+
+	if (nlen == 0 || nlen > FS_XATTR_NAME_MAX)
+		return nlen ? -ERANGE : -EINVAL;
+	if (len > FS_XATTR_SIZE_MAX)
+		return -E2BIG;
+	enc = malloc(len + 1);
+	if (!enc)
+		return -ENOMEM;
+	k.mv_size = mirror_key_xattr(key, ino, name, nlen);
+	k.mv_data = key;
+	v.mv_size = mirror_xattr_encode(val, len, enc);
+	v.mv_data = enc;
+	rc = mdb_err(mdb_put(t->txn, t->m->dbi[DB_NS], &k, &v, 0), "put xattr");
+	free(enc);
+	if (rc == 0 && mark)
+		rc = meta_mark(t, FS_MARK_MIRROR, key, k.mv_size);
+	return rc;
+}
+
+int meta_xattr_del(struct fs_txn *t, uint64_t ino, const char *name)
+{
+	uint8_t key[FS_KEY_MAX];
+	size_t nlen = strlen(name);
+	MDB_val k;
+	int rc;
+
+	if (nlen == 0 || nlen > FS_XATTR_NAME_MAX)
+		return nlen ? -ERANGE : -EINVAL;
+	k.mv_size = mirror_key_xattr(key, ino, name, nlen);
+	k.mv_data = key;
+	rc = mdb_del(t->txn, t->m->dbi[DB_NS], &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return -ENODATA;
+	if (rc)
+		return mdb_err(rc, "del xattr");
+	return meta_mark(t, FS_MARK_MIRROR, key, k.mv_size);
+}
+
+int meta_xattr_list(struct fs_txn *t, uint64_t ino, meta_xattr_cb cb, void *arg)
+{
+	uint8_t start[9];
+	MDB_cursor *cur;
+	MDB_val k = {mirror_key_xattr(start, ino, "", 0), start}, v;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	int rc = mdb_cursor_open(t->txn, t->m->dbi[DB_NS], &cur);
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		const uint8_t *val;
+		size_t vlen;
+
+		op = MDB_NEXT;
+		if (k.mv_size < 10 || memcmp(k.mv_data, start, 9) != 0)
+			break;
+		if (mirror_xattr_decode(v.mv_data, v.mv_size, &val, &vlen) < 0)
+			continue;
+		rc = cb((const char *)k.mv_data + 9, k.mv_size - 9, vlen, arg);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND || rc == 0 || rc == 1)
+		return 0;
+	return rc < 0 ? rc : mdb_err(rc, "list xattrs");
+}
+
+/* Deletes every xattr of ino (the inode goes), marking the mirror keys. */
+static int xattrs_drop(struct fs_txn *t, uint64_t ino)
+{
+	uint8_t start[9];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(t->txn, t->m->dbi[DB_NS], &cur);
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	mirror_key_xattr(start, ino, "", 0);
+	for (;;) {
+		uint8_t key[FS_KEY_MAX];
+		size_t klen;
+
+		k.mv_size = 9;
+		k.mv_data = start;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc || k.mv_size < 10 || k.mv_size > FS_KEY_MAX || memcmp(k.mv_data, start, 9))
+			break;
+		klen = k.mv_size;
+		memcpy(key, k.mv_data, klen);
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		rc = meta_mark(t, FS_MARK_MIRROR, key, klen);
+		if (rc < 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_err(rc, "drop xattrs");
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int meta_ns_raw(struct fs_txn *t, const uint8_t *key, size_t klen, uint8_t **val, size_t *vlen)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int rc = mdb_get(t->txn, t->m->dbi[DB_NS], &k, &v);
+
+	*val = NULL;
+	*vlen = 0;
+	if (rc)
+		return mdb_err(rc, "get");
+	*val = malloc(v.mv_size ? v.mv_size : 1);
+	if (!*val)
+		return -ENOMEM;
+	memcpy(*val, v.mv_data, v.mv_size);
+	*vlen = v.mv_size;
+	return 0;
+}
+
 int meta_inode_purge(struct fs_txn *t, uint64_t ino)
 {
 	uint8_t key[9];
 	MDB_val k = {mirror_key_inode(key, ino), key};
 	int rc = meta_chunks_drop(t, ino, 0);
+
+	if (rc == 0)
+		rc = xattrs_drop(t, ino);
 
 	if (rc < 0)
 		return rc;

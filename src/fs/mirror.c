@@ -7,6 +7,7 @@
  * Keys:   'i' ino(be64)                  -> inode record
  *         'd' parent(be64) name          -> dirent record
  *         'c' ino(be64) index(be64)      -> committed chunk ref
+ *         'x' ino(be64) name             -> extended attribute value
  * Values: version byte (1), then big-endian fixed fields.  Every decoder
  * checks the exact length, the version and each field's range: what comes
  * back from the FAT is treated as hostile.
@@ -74,6 +75,14 @@ size_t mirror_key_chunk(uint8_t *key, uint64_t ino, uint64_t idx)
 	return 17;
 }
 
+size_t mirror_key_xattr(uint8_t *key, uint64_t ino, const char *name, size_t nlen)
+{
+	key[0] = FS_KEY_XATTR;
+	put_be64(key + 1, ino);
+	memcpy(key + 9, name, nlen);
+	return 9 + nlen;
+}
+
 int mirror_key_parse(const uint8_t *key, size_t klen, uint64_t *a, uint64_t *b,
 		     const char **name, size_t *nlen)
 {
@@ -102,6 +111,14 @@ int mirror_key_parse(const uint8_t *key, size_t klen, uint64_t *a, uint64_t *b,
 		    (*nlen == 2 && (*name)[0] == '.' && (*name)[1] == '.'))
 			return -EINVAL;
 		return FS_KEY_DIRENT;
+	case FS_KEY_XATTR:
+		if (klen < 10 || klen > 9 + FS_XATTR_NAME_MAX || *a == 0)
+			return -EINVAL;
+		*name = (const char *)key + 9;
+		*nlen = klen - 9;
+		if (memchr(*name, '\0', *nlen))
+			return -EINVAL;
+		return FS_KEY_XATTR;
 	default:
 		return -EINVAL;
 	}
@@ -172,7 +189,7 @@ int mirror_inode_decode(const uint8_t *buf, size_t len, uint64_t ino, struct fs_
 	if (out->mode & ~(uint32_t)(S_IFMT | 07777))
 		return -EBADMSG;
 	if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && type != S_IFIFO &&
-	    type != S_IFSOCK)
+	    type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
 		return -EBADMSG;
 	if ((type == S_IFLNK) != (out->target_len > 0))
 		return -EBADMSG;
@@ -255,6 +272,23 @@ int mirror_chunk_decode(const uint8_t *buf, size_t len, struct alloc_chunk_ref *
 	return 0;
 }
 
+size_t mirror_xattr_encode(const void *val, size_t len, uint8_t *out)
+{
+	out[0] = MIRROR_VERSION;
+	if (len)
+		memcpy(out + 1, val, len);
+	return len + 1;
+}
+
+int mirror_xattr_decode(const uint8_t *buf, size_t len, const uint8_t **val, size_t *vlen)
+{
+	if (len < 1 || len > 1 + FS_XATTR_SIZE_MAX || buf[0] != MIRROR_VERSION)
+		return -EBADMSG;
+	*val = buf + 1;
+	*vlen = len - 1;
+	return 0;
+}
+
 /* ---- rebuild ---- */
 
 struct rebuild {
@@ -306,6 +340,16 @@ static int rebuild_item(const uint8_t *key, size_t klen, const uint8_t *val, siz
 			rc = -EBADMSG;
 		if (rc == 0 && (rc = meta_chunk_put(&rb->t, a, b, &c, false)) == 0)
 			rb->n_chunks++;
+	} else if (kind == FS_KEY_XATTR) {
+		char nm[FS_XATTR_NAME_MAX + 1];
+		const uint8_t *xv;
+		size_t xlen;
+
+		memcpy(nm, name, nlen);
+		nm[nlen] = '\0';
+		rc = mirror_xattr_decode(val, vlen, &xv, &xlen);
+		if (rc == 0)
+			rc = meta_xattr_put(&rb->t, a, nm, xv, xlen, false);
 	} else {
 		rc = -EBADMSG;
 	}

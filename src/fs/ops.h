@@ -22,5 +22,19 @@ void ops_release_node(struct fs_node *n, int flags);
 
 void ops_fill_file(struct fuse_lowlevel_ops *ops);
 void ops_fill_ns(struct fuse_lowlevel_ops *ops);
+void ops_fill_xattr(struct fuse_lowlevel_ops *ops); /* ops_xattr.c */
+void ops_fill_data(struct fuse_lowlevel_ops *ops);  /* ops_data.c */
+/* After a read of ino (seen: its inode then): atime = now when it is not
+ * newer than mtime or ctime, or a day old (relatime). */
+void ops_relatime(uint64_t ino, const struct fs_inode *seen);
+
+/* Clears setuid, and setgid when group-executable (as the kernel would on
+ * write, truncate or chown); true if the mode changed. */
+bool ops_kill_suid(struct fs_inode *in);
+
+/* fuseio.c: the session's /dev/fuse I/O; after fuse_session_mount.  It
+ * answers INIT with FUSE_HANDLE_KILLPRIV_V2 when the kernel offers it. */
+int fuseio_attach(struct fuse_session *se);
+bool fuseio_killpriv_v2(void);
 
 #endif

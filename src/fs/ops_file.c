@@ -229,6 +229,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -EISDIR;
 	else if (rc == 0 && (in->mode & S_IFMT) != S_IFREG)
 		rc = -EINVAL;
+	/* atomic O_TRUNC: the kernel leaves the truncation to open */
+	if (rc == 0 && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
+		rc = fs_truncate(ino, 0);
 	free(in);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
@@ -294,6 +297,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		log_err("cache: inode %" PRIu64 " cache file shorter than the file", n->ino);
 		rc = -EIO;
 	}
+	if (rc == 0)
+		ops_relatime(n->ino, in);
 out:
 	pthread_mutex_unlock(&n->lock);
 	free(in);
@@ -372,7 +377,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		in->size = MAX(in->size, to);
 		fs_time_now(&in->mtime);
 		in->ctime = in->mtime;
-		in->mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+		/* Writes from the page cache come without a caller; with
+		 * KILLPRIV_V2 the kernel writes through (writepage = 0) when
+		 * setuid/setgid must go (fuseio.c). */
+		if (!fi->writepage && fuse_req_ctx(req)->uid != 0)
+			ops_kill_suid(in);
 		rc = meta_inode_put(&t, in, true);
 	}
 	if (rc == 0)

@@ -9,7 +9,9 @@
  * the store, so forget has nothing to release.  Permission checks are the
  * kernel's (the mount uses default_permissions).
  *
- * Not here yet: extended attributes, RENAME_EXCHANGE, device nodes.
+ * setuid/setgid are cleared here on truncate by an unprivileged caller and
+ * on chown (the mount handles privilege killing itself: fuseio.c).
+ * Extended attributes are in ops_xattr.c.
  */
 #define FUSE_USE_VERSION 35
 #include <errno.h>
@@ -31,6 +33,21 @@
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+bool ops_kill_suid(struct fs_inode *in)
+{
+	uint32_t old = in->mode;
+
+	if ((in->mode & S_IFMT) == S_IFDIR)
+		return false;
+	in->mode &= ~(uint32_t)S_ISUID;
+	if ((in->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		in->mode &= ~(uint32_t)S_ISGID;
+	return in->mode != old;
+}
 
 void ops_stat(const struct fs_inode *in, struct stat *st)
 {
@@ -168,6 +185,7 @@ static void set_time(struct fs_time *dst, const struct timespec *src, bool now)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_inode *in = malloc(sizeof(*in));
 	struct fs_txn t;
 	struct stat st;
@@ -191,6 +209,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		in->uid = attr->st_uid;
 	if (to_set & FUSE_SET_ATTR_GID)
 		in->gid = attr->st_gid;
+	/* chown always clears them; truncate when the caller is not root */
+	if (!(to_set & FUSE_SET_ATTR_MODE) &&
+	    ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ||
+	     ((to_set & FUSE_SET_ATTR_SIZE) && ctx->uid != 0)))
+		ops_kill_suid(in);
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
 		set_time(&in->atime, &attr->st_atim, to_set & FUSE_SET_ATTR_ATIME_NOW);
 	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
@@ -306,7 +329,9 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	uint32_t type = mode & S_IFMT;
 	int rc;
 
-	if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK) {
+	/* char and block devices: the kernel has checked CAP_MKNOD */
+	if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR &&
+	    type != S_IFBLK) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -572,6 +597,69 @@ static int do_rename(struct fs_txn *t, struct rename_work *w, uint64_t parent,
 	return rc;
 }
 
+/* RENAME_EXCHANGE: both names exist and swap their inodes. */
+static int do_exchange(struct fs_txn *t, struct rename_work *w, uint64_t parent,
+		       const char *name, uint64_t newparent, const char *newname)
+{
+	struct fs_dirent_val sd, dd;
+	bool src_dir, dst_dir;
+	int rc;
+
+	rc = get_dir(t, parent, &w->sp);
+	if (rc == 0)
+		rc = get_dir(t, newparent, &w->dp);
+	if (rc == 0)
+		rc = meta_dirent_get(t, parent, name, &sd);
+	if (rc == 0)
+		rc = meta_dirent_get(t, newparent, newname, &dd);
+	if (rc == 0)
+		rc = meta_inode_get(t, sd.ino, &w->src);
+	if (rc == 0)
+		rc = meta_inode_get(t, dd.ino, &w->dst);
+	if (rc < 0)
+		return rc;
+	if (sd.ino == dd.ino)
+		return 0;
+	src_dir = (w->src.mode & S_IFMT) == S_IFDIR;
+	dst_dir = (w->dst.mode & S_IFMT) == S_IFDIR;
+	if (newparent != parent) {
+		/* neither directory may end up inside itself */
+		if (src_dir && (rc = check_not_below(t, newparent, sd.ino, &w->tmp)) < 0)
+			return rc;
+		if (dst_dir && (rc = check_not_below(t, parent, dd.ino, &w->tmp)) < 0)
+			return rc;
+	}
+	rc = meta_dirent_put(t, parent, name, &dd, true);
+	if (rc == 0)
+		rc = meta_dirent_put(t, newparent, newname, &sd, true);
+	if (rc < 0)
+		return rc;
+	fs_time_now(&w->src.ctime);
+	w->dst.ctime = w->src.ctime;
+	if (newparent != parent) {
+		if (src_dir) {
+			w->src.parent = newparent;
+			w->sp.nlink--;
+			w->dp.nlink++;
+		}
+		if (dst_dir) {
+			w->dst.parent = parent;
+			w->dp.nlink--;
+			w->sp.nlink++;
+		}
+	}
+	rc = meta_inode_put(t, &w->src, true);
+	if (rc == 0)
+		rc = meta_inode_put(t, &w->dst, true);
+	touch_dir(&w->sp);
+	touch_dir(&w->dp);
+	if (rc == 0 && newparent != parent)
+		rc = meta_inode_put(t, &w->sp, true);
+	if (rc == 0)
+		rc = meta_inode_put(t, &w->dp, true);
+	return rc;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -581,7 +669,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	uint64_t purged_ino = 0;
 	int rc = w ? 0 : -ENOMEM;
 
-	if (rc == 0 && (flags & ~(unsigned)RENAME_NOREPLACE))
+	if (rc == 0 && ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
+			(flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))))
 		rc = -EINVAL;
 	if (rc == 0)
 		rc = check_name(name);
@@ -591,7 +680,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = meta_begin(fs.meta, true, &t);
 	if (rc < 0)
 		goto out;
-	rc = do_rename(&t, w, parent, name, newparent, newname, flags, &purged, &purged_ino);
+	if (flags & RENAME_EXCHANGE)
+		rc = do_exchange(&t, w, parent, name, newparent, newname);
+	else
+		rc = do_rename(&t, w, parent, name, newparent, newname, flags, &purged,
+			       &purged_ino);
 	if (rc == 0)
 		rc = meta_commit(&t);
 	else
@@ -822,4 +915,6 @@ void ops_fill(struct fuse_lowlevel_ops *ops)
 {
 	ops_fill_ns(ops);
 	ops_fill_file(ops);
+	ops_fill_xattr(ops);
+	ops_fill_data(ops);
 }
