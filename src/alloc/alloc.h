@@ -60,6 +60,11 @@ void alloc_free(struct alloc_ctx *a);
  * returned at once, not retried. */
 int alloc_fat_call(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *req,
 		   const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out);
+/* The same; when the server answers with an error, its message goes to
+ * errbuf (may be NULL). */
+int alloc_fat_call_err(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out,
+		       char *errbuf, size_t errlen);
 
 int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
 			uint32_t chunk_size, struct alloc_volume *out);
@@ -127,6 +132,9 @@ struct alloc_meta_op {
 int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 		 const uint8_t (*freed)[CHUNK_ID_LEN], size_t n_freed,
 		 const struct alloc_meta_op *meta, size_t n_meta);
+/* The volume writer lease's fencing token, sent with every commit from now
+ * on (0: none; src/fs/lease.c keeps it). */
+void alloc_set_writer_token(struct alloc_ctx *a, uint64_t token);
 /* Abandons the session: reservations are released at once (commit with no
  * placement), chunks uploaded under it become garbage for the FAT's GC. */
 void alloc_session_abort(struct alloc_session *s);
@@ -151,5 +159,51 @@ int alloc_fetch(struct alloc_ctx *a, const struct alloc_chunk_ref *ref, void *ra
 
 /* Sends queued validation receipts now (also done periodically and on free). */
 void alloc_receipts_flush(struct alloc_ctx *a);
+
+/* ---- path probing (probe.c, score.c; docs/probing.md) ---- */
+
+/* [probe] of client.conf; defaults in alloc_probe_conf_defaults. */
+struct alloc_probe_conf {
+	bool enabled;           /* probe at all (default true) */
+	uint32_t interval_ms;   /* between probe rounds (2000) */
+	uint32_t probes;        /* UDP probes per vendor per round (5) */
+	uint32_t timeout_ms;    /* wait for a ping or a probe reply (1000) */
+	double w_rtt, w_hops, w_avail, w_free, w_load; /* weights (4, 1, 2, 1, 1) */
+	double rtt_ref_ms;      /* RTT that scores 0.5 (10) */
+	double load_ref;        /* load (requests in flight) that scores 0.5 (8) */
+	double min_score;       /* discard below (0.2) */
+	double min_avail;       /* discard below (0.9) ... */
+	uint32_t min_samples;   /* ... once this many probes were sent (10) */
+	double max_rtt_ms;      /* discard above (1000) */
+	uint32_t max_silent;    /* discard after this many lost probes in a row (5) */
+	double avail_halflife;  /* probes after which an outcome weighs half (50) */
+	double spread;          /* near-equal band below the best score (0.15) */
+	bool hedge;             /* hedged reads (true) */
+	double hedge_factor;    /* hedge after p95 * factor + hedge_min_ms (2) */
+	uint32_t hedge_min_ms;  /* (5) */
+	uint32_t hedge_default_ms; /* bound without latency history (200) */
+	uint32_t hedge_threads; /* fetch attempts running at once, at most (64) */
+};
+
+void alloc_probe_conf_defaults(struct alloc_probe_conf *c);
+/* Defaults, then [probe] of file.  0, -ENOENT (no file), -EINVAL with a
+ * message in err. */
+int alloc_probe_conf_load(const char *file, struct alloc_probe_conf *c, char *err,
+			  size_t errlen);
+/* Starts probing the FAT's vendors (a background thread) and scored
+ * placement, reads and hedging.  Call once, before other threads use the
+ * context.  0 or -errno. */
+int alloc_probe_start(struct alloc_ctx *a, const struct alloc_probe_conf *c);
+/* Loads [probe] of config_file and starts probing unless it is disabled.
+ * A bad [probe] section is an error (-EINVAL, logged). */
+int alloc_probe_configure(struct alloc_ctx *a, const char *config_file);
+
+struct json_object;
+/* The candidate vendors as probing sees them (docs/probing.md); a new
+ * reference, NULL when probing is off. */
+struct json_object *alloc_probe_report(struct alloc_ctx *a);
+/* Reads of chunks with a replica on vendor_id go to it alone, without
+ * hedging (tests and diagnostics); 0 restores the normal choice. */
+void alloc_probe_pin(struct alloc_ctx *a, uint32_t vendor_id);
 
 #endif

@@ -8,6 +8,7 @@
 #define PSTORE_ALLOC_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@ struct place_cand {
 	uint8_t *token;      /* serialized SignedToken, owned */
 	size_t token_len;
 	bool failed;         /* unusable for the rest of the session */
+	bool ranked;         /* score/zone set by place_rank (path probing) */
+	double score;        /* probe score, higher is better */
+	char zone[64];
 };
 
 struct place {
@@ -36,6 +40,7 @@ struct place {
 	size_t next_head;    /* rotation of chain heads */
 	uint32_t *failed;    /* failed vendor ids, deduplicated */
 	size_t n_failed, cap_failed;
+	double spread;       /* near-equal band of scores (ranked candidates) */
 };
 
 void place_init(struct place *p);
@@ -52,6 +57,12 @@ int place_add(struct place *p, uint32_t vendor_id, const char *addr, uint64_t le
  * -ENOSPC when no lease can supply that many. */
 int place_choose(struct place *p, uint64_t size, unsigned want, uint64_t only_lease,
 		 const uint32_t *avoid, unsigned n_avoid, size_t *out);
+/* Sets the probe score and zone of every candidate of the vendor.  Once a
+ * lease has ranked candidates, place_choose takes chain heads in rotation
+ * among the near-equal best (score >= best * (1 - spread), at least `want`
+ * of them), fills the chain by score, and never puts two copies in one zone
+ * when the lease's candidates span enough zones. */
+void place_rank(struct place *p, uint32_t vendor_id, double score, const char *zone);
 /* Gives back a charge (the copy was not stored). */
 void place_uncharge(struct place *p, size_t idx, uint64_t size);
 /* Marks every candidate of the vendor failed and records it; 0 or -ENOMEM. */
@@ -75,6 +86,78 @@ void vstats_order(struct vstats *v, const uint32_t *in, unsigned n, uint32_t *ou
 		  uint64_t now);
 /* Current estimate in µs (0 if unknown) and whether it is penalized. */
 uint64_t vstats_estimate(struct vstats *v, uint32_t vendor_id, uint64_t now, bool *penalized);
+
+/* ---- score.c: the scoring function and the preferred set ---- */
+#define PROBE_MAX_PER_ROUND 64
+#define SCORE_MAX_PREFER 16
+
+struct score_in {
+	bool alive;            /* at the FAT server */
+	double rtt_ms;         /* < 0: unknown */
+	int hops;              /* < 0: unknown */
+	double avail;          /* decayed share of answered probes */
+	uint32_t samples;      /* probes sent so far */
+	uint32_t silent;       /* probes lost in a row */
+	uint32_t recent_ok, recent_sent; /* the last probes, for the reason text */
+	uint64_t free, capacity;
+	uint32_t load;
+};
+
+struct score_out {
+	double score;
+	double c_rtt, c_hops, c_avail, c_free, c_load; /* the terms, each in [0, 1] */
+	bool discard;
+	char reason[128];      /* why discarded ("" if not) */
+};
+
+void score_compute(const struct alloc_probe_conf *c, const struct score_in *in,
+		   struct score_out *out);
+
+struct score_rank {
+	uint32_t vendor_id;
+	double score;
+	bool discard;
+	char zone[64];
+	bool preferred;        /* out */
+};
+/* Sorts r best first and marks the preferred set: the usable vendors whose
+ * score is within `spread` of the best, at least copies + 1 and at most
+ * copies + 2 of them, made to span min(zones, copies) zones when zones are
+ * declared (two or more distinct zone names).  Returns its size. */
+size_t score_prefer(struct score_rank *r, size_t n, unsigned copies, double spread);
+
+/* ---- probe.c: the prober and the live view of each vendor ----
+ * NULL-safe: every function does nothing (or the neutral thing) when
+ * probing is off (a->probe == NULL). */
+struct probe;
+void probe_free(struct alloc_ctx *a);
+/* Vendors the FAT should not offer to a session of `copies` copies: the
+ * discarded ones and the usable ones outside the preferred set.  *ids is
+ * malloc'd (free it); 0 with *n = 0 when there is nothing to say. */
+int probe_alloc_exclude(struct alloc_ctx *a, unsigned copies, uint32_t **ids, size_t *n);
+/* Score of a vendor (false when unknown; 0 when discarded). */
+bool probe_score(struct alloc_ctx *a, uint32_t vendor_id, double *score);
+/* The configured near-equal band (for place.spread). */
+double probe_spread(struct alloc_ctx *a);
+/* Orders replicas for a read: usable before discarded/penalized, then by
+ * expected latency times (1 + reads in flight) so that concurrent reads
+ * spread over near-equal replicas.  *hedge says whether hedging applies.
+ * Returns how many of out[] to try (1 when a replica is pinned). */
+unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n,
+			  uint32_t *out, bool *hedge);
+/* Time after which a read on vendor_id gets a hedge, in µs. */
+uint64_t probe_hedge_bound_us(struct alloc_ctx *a, uint32_t vendor_id);
+void probe_read_begin(struct alloc_ctx *a, uint32_t vendor_id);
+/* bytes: stored bytes served (0 if it failed); won: its data was used. */
+void probe_read_end(struct alloc_ctx *a, uint32_t vendor_id, bool ok, uint64_t us,
+		    uint64_t bytes, bool won);
+/* A hedge was sent because slow_vendor missed its bound (it is pushed
+ * behind the other replicas for a while); a hedge answered first. */
+void probe_note_hedge(struct alloc_ctx *a, uint32_t slow_vendor);
+void probe_note_hedge_win(struct alloc_ctx *a, uint32_t vendor_id);
+/* A slot for one more fetch thread (false: run synchronously). */
+bool probe_thread_get(struct alloc_ctx *a);
+void probe_thread_put(struct alloc_ctx *a);
 
 /* ---- receipts.c: validation receipt queues, one per vendor ---- */
 #define RECEIPT_BATCH 64
@@ -162,7 +245,9 @@ struct alloc_ctx {
 	uint64_t vaddr_refresh_ms;  /* vaddr_lock: monotonic time of the last refresh */
 	pthread_mutex_t vaddr_refresh_lock; /* serializes refreshes */
 
+	_Atomic uint64_t writer_token; /* fencing token sent with every commit */
 	struct vstats *vstats;
+	struct probe *probe;        /* set once by alloc_probe_start before other threads */
 	struct receipts *receipts;
 	struct workq *workq;        /* created on first alloc_session_put */
 	pthread_mutex_t workq_lock;

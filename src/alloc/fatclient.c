@@ -109,6 +109,7 @@ void alloc_free(struct alloc_ctx *a)
 {
 	if (!a)
 		return;
+	probe_free(a); /* before what its fetch threads use */
 	alloc_bg_stop(a);
 	workq_free(a->workq);
 	if (a->receipts && a->vstats)
@@ -131,6 +132,13 @@ void alloc_free(struct alloc_ctx *a)
 
 int alloc_fat_call(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *req,
 		   const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out)
+{
+	return alloc_fat_call_err(a, type, req, resp_desc, out, NULL, 0);
+}
+
+int alloc_fat_call_err(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out,
+		       char *errbuf, size_t errlen)
 {
 	uint64_t start = now_ms();
 	uint64_t deadline = start + 3 * (uint64_t)a->timeout_ms;
@@ -168,6 +176,8 @@ int alloc_fat_call(struct alloc_ctx *a, uint16_t type, const ProtobufCMessage *r
 		/* EIO/EAGAIN: that FAT server could not reach or agree with its
 		 * store (etcd); another one may (calls are idempotent) */
 		if (!alloc_err_transient(rc) && rc != -EIO && rc != -EAGAIN) {
+			if (errbuf && errlen)
+				snprintf(errbuf, errlen, "%s", err[0] ? err : strerror(-rc));
 			log_debug("alloc: FAT %s answered type %u with %s%s%s",
 				  a->fat_addrs[idx % a->n_fat], type, strerror(-rc),
 				  err[0] ? ": " : "", err);

@@ -7,7 +7,11 @@
  * a single lease, and each hop's token must be of that lease); every hop has
  * room for the chunk within its reservation; chain heads rotate over the
  * candidates so that all of them receive first copies (the client's uplink
- * then spreads over all vendors).  Pure bookkeeping without locks or I/O:
+ * then spreads over all vendors).  With path probing (probe.c), candidates
+ * carry a score and a zone (place_rank): heads then rotate among the
+ * near-equal best only, the chain is filled best first, and no two copies
+ * share a zone when the lease's candidates span enough zones (see
+ * choose_ranked).  Pure bookkeeping without locks or I/O:
  * the session's lock protects a struct place, and the unit tests drive it.
  */
 #include <errno.h>
@@ -89,6 +93,105 @@ static bool eligible(const struct place_cand *c, uint64_t lease, uint64_t size,
 	       c->reserved - c->charged >= size && !in_list(avoid, n_avoid, c->vendor_id);
 }
 
+void place_rank(struct place *p, uint32_t vendor_id, double score, const char *zone)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->c[i].vendor_id == vendor_id) {
+			p->c[i].ranked = true;
+			p->c[i].score = score;
+			snprintf(p->c[i].zone, sizeof(p->c[i].zone), "%s", zone ? zone : "");
+		}
+}
+
+static const char *zone_of(const struct place *p, uint32_t vendor_id)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->c[i].vendor_id == vendor_id)
+			return p->c[i].zone;
+	return "";
+}
+
+/* Ranked lease: eligible candidates best first; the head rotates among the
+ * near-equal ones (score >= best * (1 - spread), at least `want` of them),
+ * the other hops follow in rotation, then by score.  When the lease's
+ * candidates (with the copies already held, avoid[]) span at least
+ * want + n_avoid zones, every hop is in a zone not yet used. */
+static int choose_ranked(struct place *p, uint64_t lease, uint64_t size, unsigned want,
+			 const uint32_t *avoid, unsigned n_avoid, size_t *out)
+{
+	size_t *e, n_e = 0, pool, pick[CHUNK_MAX_CHAIN], zones = 0;
+	const char *used[2 * CHUNK_MAX_CHAIN];
+	unsigned got = 0, n_used = 0;
+	bool zoned;
+	int rc = -ENOSPC;
+
+	e = malloc(p->n * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n; i++) {
+		bool dup = false;
+
+		if (!eligible(&p->c[i], lease, size, avoid, n_avoid))
+			continue;
+		for (size_t j = 0; j < n_e; j++)
+			if (p->c[e[j]].vendor_id == p->c[i].vendor_id)
+				dup = true;
+		if (dup)
+			continue;
+		/* insertion by score, stable */
+		size_t k = n_e++;
+
+		while (k > 0 && p->c[e[k - 1]].score < p->c[i].score) {
+			e[k] = e[k - 1];
+			k--;
+		}
+		e[k] = i;
+	}
+	if (n_e < want)
+		goto out;
+	for (unsigned j = 0; j < n_avoid && n_used < 2 * CHUNK_MAX_CHAIN; j++)
+		used[n_used++] = zone_of(p, avoid[j]);
+	/* distinct zones among the candidates and the copies held */
+	for (size_t i = 0; i < n_e + n_used; i++) {
+		const char *z = i < n_e ? p->c[e[i]].zone : used[i - n_e];
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(z, j < n_e ? p->c[e[j]].zone : used[j - n_e]) == 0;
+		if (!seen)
+			zones++;
+	}
+	zoned = zones >= 2 && zones >= (size_t)want + n_avoid;
+	for (pool = 1; pool < n_e; pool++)
+		if (p->c[e[pool]].score < p->c[e[0]].score * (1.0 - p->spread))
+			break;
+	pool = MAX(pool, (size_t)want);
+	for (size_t k = 0; k < n_e && got < want; k++) {
+		/* pool members in rotation from next_head, then the rest by score */
+		size_t i = k < pool ? e[(p->next_head + k) % pool] : e[k];
+		bool clash = false;
+
+		for (unsigned j = 0; zoned && j < n_used && !clash; j++)
+			clash = strcmp(used[j], p->c[i].zone) == 0;
+		if (clash)
+			continue;
+		pick[got++] = i;
+		if (n_used < 2 * CHUNK_MAX_CHAIN)
+			used[n_used++] = p->c[i].zone;
+	}
+	if (got < want)
+		goto out;
+	for (unsigned j = 0; j < want; j++) {
+		p->c[pick[j]].charged += size;
+		out[j] = pick[j];
+	}
+	p->next_head++;
+	rc = 0;
+out:
+	free(e);
+	return rc;
+}
+
 /* Tries one lease: the head is the first eligible candidate at or after
  * next_head, the other hops follow it in candidate order. */
 static int choose_in_lease(struct place *p, uint64_t lease, uint64_t size, unsigned want,
@@ -98,6 +201,9 @@ static int choose_in_lease(struct place *p, uint64_t lease, uint64_t size, unsig
 	unsigned got = 0;
 	size_t start = p->next_head % p->n;
 
+	for (size_t i = 0; i < p->n; i++)
+		if (p->c[i].lease_id == lease && p->c[i].ranked)
+			return choose_ranked(p, lease, size, want, avoid, n_avoid, out);
 	for (size_t k = 0; k < p->n && got < want; k++) {
 		size_t i = (start + k) % p->n;
 		bool dup = false;

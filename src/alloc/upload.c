@@ -78,26 +78,40 @@ static int grant(struct alloc_session *s, uint64_t bytes)
 	Pstore__AllocRequest ar = PSTORE__ALLOC_REQUEST__INIT;
 	struct xport_reply rep = {0};
 	Pstore__AllocReply *r;
-	uint32_t *excl = NULL;
+	uint32_t *excl = NULL, *pexcl = NULL;
 	uint64_t *nl, len_ms, wall;
-	size_t added = 0;
+	size_t added = 0, n_pexcl = 0, n_failed;
+	double score;
 	int rc;
 
+	/* path probing: ask for the preferred vendors first (the others
+	 * excluded), then for any vendor that did not fail */
+	probe_alloc_exclude(a, s->vol.copies, &pexcl, &n_pexcl);
 	pthread_mutex_lock(&s->lock);
-	if (s->place.n_failed) {
-		excl = malloc(s->place.n_failed * sizeof(*excl));
+	n_failed = s->place.n_failed;
+	if (n_failed + n_pexcl) {
+		excl = malloc((n_failed + n_pexcl) * sizeof(*excl));
 		if (excl) {
-			memcpy(excl, s->place.failed, s->place.n_failed * sizeof(*excl));
-			ar.n_exclude = s->place.n_failed;
+			memcpy(excl, s->place.failed, n_failed * sizeof(*excl));
+			if (n_pexcl)
+				memcpy(excl + n_failed, pexcl, n_pexcl * sizeof(*excl));
+			ar.n_exclude = n_failed + n_pexcl;
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	free(pexcl);
 	ar.exclude = excl;
 	ar.volume = s->vol.name;
 	ar.bytes = round_chunks(bytes, s->vol.chunk_size);
 	ar.copies = s->vol.copies;
 	ar.lease_ms = a->lease_ms;
 	rc = alloc_fat_call(a, MSG_ALLOC, &ar.base, &pstore__alloc_reply__descriptor, &rep);
+	if (rc == -ENOSPC && n_pexcl && excl) {
+		log_info("alloc: the preferred vendors cannot take it; asking for any vendor");
+		ar.n_exclude = n_failed;
+		rc = alloc_fat_call(a, MSG_ALLOC, &ar.base, &pstore__alloc_reply__descriptor,
+				    &rep);
+	}
 	free(excl);
 	if (rc < 0) {
 		log_warn("alloc: no allocation of %llu bytes x %u for volume %s: %s",
@@ -131,6 +145,10 @@ static int grant(struct alloc_session *s, uint64_t bytes)
 			continue;
 		}
 		alloc_vendor_learn(a, c->vendor_id, c->address);
+		if (probe_score(a, c->vendor_id, &score)) {
+			s->place.spread = probe_spread(a);
+			place_rank(&s->place, c->vendor_id, score, c->zone);
+		}
 		added++;
 	}
 	s->gen++;
@@ -227,6 +245,7 @@ static int release_lease(struct alloc_ctx *a, const struct alloc_session *s, uin
 	cr.n_failed_vendors = s->place.n_failed;
 	cr.request_id.data = rid;
 	cr.request_id.len = sizeof(rid);
+	cr.writer_token = atomic_load(&a->writer_token);
 	for (int t = 0; t < COMMIT_TRIES; t++) {
 		rc = alloc_fat_call(a, MSG_COMMIT, &cr.base, &pstore__commit_reply__descriptor, &rep);
 		xport_reply_clear(&rep);
@@ -709,6 +728,7 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 	}
 	cr.request_id.data = rid;
 	cr.request_id.len = sizeof(rid);
+	cr.writer_token = atomic_load(&a->writer_token);
 	if (protobuf_c_message_get_packed_size(&cr.base) > XPORT_MAX_CTL) {
 		log_err("alloc: commit of %zu chunks, %zu freed, %zu metadata changes is too "
 			"large for one message", n_placed, n_freed, n_meta);
@@ -760,4 +780,9 @@ void alloc_session_abort(struct alloc_session *s)
 	for (size_t i = 0; i < s->n_leases; i++)
 		release_lease(s->a, s, s->leases[i]);
 	session_free(s);
+}
+
+void alloc_set_writer_token(struct alloc_ctx *a, uint64_t token)
+{
+	atomic_store(&a->writer_token, token);
 }

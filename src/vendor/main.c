@@ -85,6 +85,8 @@ static int run(const struct vendor_config *cfg)
 		log_err("cannot listen on %s", cfg->listen);
 		goto out;
 	}
+	if (vprobe_start(&vd, &vd.probe) < 0)
+		log_warn("no UDP path probes: clients measure this vendor over TLS only");
 	sigterm = evsignal_new(vd.base, SIGTERM, on_signal, vd.base);
 	sigint = evsignal_new(vd.base, SIGINT, on_signal, vd.base);
 	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 ||
@@ -92,8 +94,6 @@ static int run(const struct vendor_config *cfg)
 		log_err("cannot install signal handlers");
 		goto out;
 	}
-	if (vfatlink_start(&vd, &vd.fatlink) < 0) {
-		log_err("cannot start the FAT link thread");
 	sighup = evsignal_new(vd.base, SIGHUP, on_sighup, &vd);
 	if (!sighup || evsignal_add(sighup, NULL) < 0) {
 		log_err("cannot install the SIGHUP handler");
@@ -102,6 +102,8 @@ static int run(const struct vendor_config *cfg)
 	/* Sockets are bound: give up root before talking to anyone. */
 	if (privdrop_to(cfg->user) < 0)
 		goto out;
+	if (vfatlink_start(&vd, &vd.fatlink) < 0) {
+		log_err("cannot start the FAT link thread");
 		goto out;
 	}
 	log_info("vendor %u listening on %s (advertised %s, %zu devices)", cfg->id, cfg->listen,
@@ -115,16 +117,17 @@ out:
 	vfatlink_stop(vd.fatlink);
 	vworkq_free(vd.workers);
 	vworkq_free(vd.forwarders);
+	vprobe_stop(vd.probe);
 	xport_server_free(vd.srv);
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)
 		event_free(sigint);
+	if (sighup)
+		event_free(sighup);
 	if (vd.base)
 		event_base_free(vd.base);
 	xport_pool_free(vd.pool);
-	if (sighup)
-		event_free(sighup);
 	xport_tls_free(vd.tls_client);
 	xport_tls_free(vd.tls_server);
 	vstore_close(vd.store);

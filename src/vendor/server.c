@@ -150,14 +150,25 @@ static void vtask_run(void *arg, bool cancelled)
 void vserver_handle(struct xport_req *req, void *arg)
 {
 	struct vendord *vd = arg;
-	Pstore__Empty e = PSTORE__EMPTY__INIT;
 	struct vtask *t;
 	int rc;
 
 	switch (req->type) {
-	case MSG_PING:
-		xport_reply(req, &e.base, NULL, 0);
+	case MSG_PING: {
+		/* RTT probe over the data connection; hands out the UDP probe cookie */
+		Pstore__PingReply pr = PSTORE__PING_REPLY__INIT;
+		uint8_t cookie[16];
+
+		pr.vendor_id = vd->cfg->id;
+		pr.load = vd->srv ? xport_server_inflight(vd->srv) : 0;
+		if (vd->probe && vprobe_cookie(vd->probe, req->peer_addr, cookie) == 0) {
+			pr.probe_cookie.data = cookie;
+			pr.probe_cookie.len = sizeof(cookie);
+			pr.probe_port = vprobe_port(vd->probe);
+		}
+		xport_reply(req, &pr.base, NULL, 0);
 		return;
+	}
 	case MSG_CHUNK_PUT:
 	case MSG_CHUNK_GET:
 	case MSG_RECEIPTS:

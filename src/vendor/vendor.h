@@ -242,6 +242,7 @@ struct vendord {
 	struct cap_key *fat_key; /* key_lock; NULL until registered */
 	uint8_t fat_pub[32];	 /* key_lock */
 	struct vendor_fatlink *fatlink;
+	struct vprobe *probe; /* UDP path-probe responder (probe.c); NULL if none */
 };
 
 /* The libevent handler given to xport_server_new (arg = struct vendord). */
@@ -259,6 +260,18 @@ int vfatlink_start(struct vendord *vd, struct vendor_fatlink **out);
 void vfatlink_stop(struct vendor_fatlink *fl);
 /* Remembers a chunk deleted (for the next hello's `deleted`). */
 void vfatlink_note_deleted(struct vendor_fatlink *fl, const uint8_t id[CHUNK_ID_LEN]);
+
+/* ---- probe.c ---- */
+
+struct vprobe;
+/* Opens the UDP responder on the listen address (the TLS server's port) and
+ * adds it to vd->base.  0 or -errno (logged). */
+int vprobe_start(struct vendord *vd, struct vprobe **out);
+void vprobe_stop(struct vprobe *p);
+/* The 16-byte cookie a peer at peer_addr ("ip:port") must put in its UDP
+ * probes.  0 or -EINVAL. */
+int vprobe_cookie(const struct vprobe *p, const char *peer_addr, uint8_t out[16]);
+uint16_t vprobe_port(const struct vprobe *p);
 
 /* ---- dump.c ---- */
 
