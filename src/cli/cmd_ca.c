@@ -611,7 +611,11 @@ int cmd_ca(struct cli *c, int argc, char **argv)
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
 	sub = argv[1];
-	optind = 2;
+	/* Parse after the subcommand, options and operands in any order
+	 * (optind 0: a full re-initialisation of glibc's getopt). */
+	argc--;
+	argv++;
+	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'D':

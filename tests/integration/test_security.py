@@ -1,0 +1,126 @@
+"""Who may talk to the daemons: connections without a certificate, with one
+from another CA, with a revoked one, or with the wrong role for the call are
+refused; a user cannot see, read or commit another user's volume.  Real
+pstore-fatd and pstore-vendord processes, hand-made frames."""
+
+import os
+import time
+
+from conftest import module_cluster
+from pstorelib import pb, pstore_bin, run, wait_for
+from seclib import (MSG_ALLOC, MSG_CHUNK_LIST, MSG_COMMIT, MSG_META_LIST, MSG_PING,
+                    MSG_VENDOR_HEARTBEAT, MSG_VOLUME_GET, MSG_VOLUME_LIST, Cluster, Peer,
+                    connect_and_call, error_of, ok_of)
+
+import pytest
+
+EACCES = 13
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(vendors=2, copies=1)
+    try:
+        c.up()
+        yield c
+    finally:
+        c.destroy()
+
+
+def test_valid_client_is_served(cluster):
+    for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(1), MSG_PING)):
+        ok_of(connect_and_call(cluster, addr, cluster.cert("client"), mtype), mtype)
+
+
+def test_no_certificate_is_refused(cluster):
+    for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(1), MSG_PING)):
+        assert connect_and_call(cluster, addr, None, mtype) is None, addr
+
+
+def test_certificate_of_another_ca_is_refused(cluster):
+    other = os.path.join(cluster.base, "other-ca")
+    run([pstore_bin(), "ca", "init", "--dir", other, "--name", "intruder"])
+    # same CN as the real client: only the issuer differs
+    cert = cluster.issue("client", "dev", name="client-dev", ca_dir=other)
+    for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(1), MSG_PING)):
+        assert connect_and_call(cluster, addr, cert, mtype) is None, addr
+
+
+def test_revoked_certificate_is_refused(cluster):
+    cert = cluster.issue("client", "carol")
+    for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(2), MSG_PING)):
+        ok_of(connect_and_call(cluster, addr, cert, mtype), mtype)
+    cluster.ca("revoke", cert[0])
+    listed = {c["id"]: c for c in __import__("json").loads(
+        cluster.ca("list", "--json").stdout)["certificates"] if c["role"] == "client"}
+    assert listed["carol"]["revoked"] and not listed["dev"]["revoked"]
+    # daemons notice the new CRL file on their next connection (at most 1 s later)
+    for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(2), MSG_PING)):
+        wait_for(lambda: connect_and_call(cluster, addr, cert, mtype) is None, 10,
+                 what="%s refusing the revoked certificate" % addr)
+    # the CLI with that certificate fails; the others still work
+    conf = cluster.client_conf_for(*cert, name="carol")
+    r = run([pstore_bin(), "-c", conf, "volume", "list"], check=False, timeout=60)
+    assert r.returncode != 0
+    ok_of(connect_and_call(cluster, cluster.fat_addr(), cluster.cert("client"),
+                           MSG_VOLUME_LIST), MSG_VOLUME_LIST)
+    # SIGHUP reloads too (and must not disturb the daemon)
+    os.kill(cluster.proc("fatd1")["pid"], 1)
+    time.sleep(0.3)
+    assert "SIGHUP: reloading the CRL" in cluster.log("fatd1")
+    ok_of(connect_and_call(cluster, cluster.fat_addr(), cluster.cert("client"),
+                           MSG_VOLUME_LIST), MSG_VOLUME_LIST)
+
+
+def test_wrong_role_is_refused(cluster):
+    fat = cluster.fat_addr()
+    hello = pb((1, 1), (2, cluster.vendor_addr(1)), (3, "default"))
+    # a client pretending to be vendor 1
+    code, msg = error_of(connect_and_call(cluster, fat, cluster.cert("client"),
+                                          MSG_VENDOR_HEARTBEAT, hello))
+    assert code == EACCES, msg
+    # vendor 2's certificate speaking for vendor 1
+    code, msg = error_of(connect_and_call(cluster, fat, cluster.cert("vendor2"),
+                                          MSG_VENDOR_HEARTBEAT, hello))
+    assert code == EACCES, msg
+    # a vendor may not read any volume's FAT, list volumes, or allocate
+    for mtype, ctl in ((MSG_META_LIST, pb((1, "default"))), (MSG_CHUNK_LIST, pb((1, "default"))),
+                       (MSG_VOLUME_LIST, b""), (MSG_VOLUME_GET, pb((1, "default"))),
+                       (MSG_ALLOC, pb((1, "default"), (2, 4096), (3, 1)))):
+        code, msg = error_of(connect_and_call(cluster, fat, cluster.cert("vendor1"), mtype, ctl))
+        assert code == EACCES, (mtype, msg)
+    # the FAT server's own certificate is not a client either
+    code, msg = error_of(connect_and_call(cluster, fat, cluster.cert("fatd"), MSG_VOLUME_LIST))
+    assert code == EACCES, msg
+
+
+def test_user_cannot_use_another_users_volume(cluster):
+    """`default` belongs to client:dev (pstore-dev created it with that
+    certificate); client:bob may not list, read, allocate in or commit to it."""
+    bob = cluster.issue("client", "bob")
+    fat = cluster.fat_addr()
+    p = Peer(cluster, fat, bob)
+    try:
+        for mtype, ctl in ((MSG_VOLUME_GET, pb((1, "default"))),
+                           (MSG_META_LIST, pb((1, "default"))),
+                           (MSG_CHUNK_LIST, pb((1, "default"))),
+                           (MSG_ALLOC, pb((1, "default"), (2, 4096), (3, 1))),
+                           (MSG_COMMIT, pb((1, "default"), (8, os.urandom(16))))):
+            code, msg = error_of(p.call(mtype, ctl))
+            assert code == EACCES, (mtype, msg)
+        # bob's listing does not show dev's volume; bob's own volume works
+        conf = cluster.client_conf_for(*bob, name="bob")
+        run([pstore_bin(), "-c", conf, "volume", "create", "bobvol", "--copies", "1"])
+        names = run([pstore_bin(), "-c", conf, "volume", "list"]).stdout
+        assert "bobvol" in names and "default" not in names
+        ok_of(p.call(MSG_VOLUME_GET, pb((1, "bobvol"))), MSG_VOLUME_GET)
+    finally:
+        p.close()
+    # and dev cannot use bob's volume, while an admin sees both
+    code, msg = error_of(connect_and_call(cluster, fat, cluster.cert("client"), MSG_VOLUME_GET,
+                                          pb((1, "bobvol"))))
+    assert code == EACCES, msg
+    admin = cluster.cli("volume", "list").stdout  # client:dev
+    assert "default" in admin and "bobvol" not in admin
+    r = run([pstore_bin(), "-c", os.path.join(cluster.dir, "admin.conf"), "volume", "list"])
+    assert "default" in r.stdout and "bobvol" in r.stdout
