@@ -74,6 +74,7 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 				out.flags |= FUSE_HANDLE_KILLPRIV_V2;
 				out.flags &= ~(uint32_t)FUSE_HANDLE_KILLPRIV;
 				atomic_store(&killpriv_v2, true);
+				log_info("kernel: FUSE_HANDLE_KILLPRIV_V2 on (no GETXATTR per write)");
 			}
 			v[0] = iov[0];
 			v[1].iov_base = &out;
