@@ -371,6 +371,10 @@ static int renew_fn(struct fat_txn *t, void *arg)
 				op->req->lease_id);
 	if (rc < 0)
 		return fat_fail(fc, rc, "cannot read lease");
+	/* The reply's tokens copy the volume id: never trust the record's size. */
+	if (op->l->volume_id.len != FAT_VOLUME_ID_LEN)
+		return fat_fail(fc, -EIO, "lease %016" PRIx64 " has a corrupt record",
+				op->req->lease_id);
 	ms = op->req->lease_ms ? MIN(op->req->lease_ms, fc->lease_max_ms) : fc->lease_max_ms;
 	op->l->expiry_ms = MAX(op->l->expiry_ms, now + ms);
 	rc = lease_reindex(t, op->l, op->l->expiry_ms);
