@@ -63,6 +63,11 @@ int cmd_vendors(struct cli *c, int argc, char **argv);
 /* cmd_locate.c: locate FILE [--json], sync FILE|MOUNT */
 int cmd_locate(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
+/* cmd_fsck.c: fsck MOUNT [--json], cache drop MOUNT (through the mount) */
+int cmd_fsck(struct cli *c, int argc, char **argv);
+int cmd_cache(struct cli *c, int argc, char **argv);
+/* cmd_probe.c: probe [--json] [--pin ID] MOUNT */
+int cmd_probe(struct cli *c, int argc, char **argv);
 /* cmd_fat.c: fat status [--json] */
 int cmd_fat(struct cli *c, int argc, char **argv);
 /* cmd_ca.c: ca init|issue|revoke|list|crl (no config, no network) */

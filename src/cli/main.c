@@ -30,6 +30,8 @@ static void usage(FILE *f)
 		"  vendors [--json]             every vendor the FAT server knows\n"
 		"  locate FILE [--json]         where each chunk of FILE (on a mount) lives\n"
 		"  sync FILE|MOUNT              store everything written so far (fsync of the mount)\n"
+		"  fsck MOUNT [--json]          check namespace and chunk maps against the FAT\n"
+		"  cache drop MOUNT             evict every clean chunk from the mount's cache\n"
 		"  fat status [--json]          every FAT server and etcd member, leader, revision\n"
 		"  ca init|issue|revoke|list|crl   the deployment CA (see pstore ca --help)\n"
 		"\n"
@@ -257,6 +259,8 @@ static const struct {
 	{"locate", cmd_locate},
 	{"sync", cmd_sync},
 	{"fat", cmd_fat},
+	{"fsck", cmd_fsck},
+	{"cache", cmd_cache},
 	{"ca", cmd_ca},
 };
 

@@ -286,6 +286,10 @@ static int commit_fn(struct fat_txn *t, void *arg)
 		if (rc != -ENOENT)
 			return fat_fail(fc, rc, "cannot read request record");
 	}
+	/* one writer per volume: the fencing token of the writer lease */
+	rc = fat_writer_check(fc, t, op->vi, req->writer_token);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < req->n_placed; i++) {
 		rc = place_one(op, t, req->placed[i]);
 		if (rc < 0)

@@ -81,6 +81,9 @@ static const ProtobufCMessageDescriptor *request_desc(uint16_t type)
 		return &pstore__list_request__descriptor;
 	case MSG_REPORT_BAD:
 		return &pstore__bad_replica__descriptor;
+	case MSG_WRITER_ACQUIRE:
+	case MSG_WRITER_RELEASE:
+		return &pstore__writer_lease__descriptor;
 	default:
 		return NULL;
 	}
@@ -172,6 +175,12 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 			xport_reply(req, &empty.base, NULL, 0);
 			return;
 		}
+	case MSG_WRITER_ACQUIRE:
+	case MSG_WRITER_RELEASE:
+		rc = fat_writer_lease(fc, (Pstore__WriterLease *)msg, req->peer,
+				      req->type == MSG_WRITER_RELEASE,
+				      (Pstore__WriterLeaseReply **)&out);
+		break;
 		break;
 	}
 	default:

@@ -25,6 +25,7 @@
  *                                         the end of its retention)
  *   "d/" be32 vendor_id chunk_id(16)   -> empty: chunk the vendor must delete
  *   "r/" request_id(16)                -> FatRequest (applied commits)
+ *   "w/" volume_id(16)                 -> FatWriter (volume writer lease, writer.c)
  */
 #ifndef PSTORE_FATSRV_H
 #define PSTORE_FATSRV_H
@@ -184,6 +185,15 @@ int fat_lease_load(struct fat_txn *t, uint64_t id, Pstore__FatLease **out);
 
 /* ---- commit.c ---- */
 int fat_commit(struct fat_ctx *fc, const Pstore__CommitRequest *req, Pstore__CommitReply **out);
+
+/* ---- writer.c: the volume writer lease ("w/" volume_id -> FatWriter) ---- */
+/* Acquires or renews (release = false), or releases the writer lease. */
+int fat_writer_lease(struct fat_ctx *fc, const Pstore__WriterLease *req, const char *peer,
+		     bool release, Pstore__WriterLeaseReply **out);
+/* In a commit's transaction: 0 if a commit with this fencing token may
+ * change the volume, -ESTALE / -EBUSY (fc->err set) otherwise. */
+int fat_writer_check(struct fat_ctx *fc, struct fat_txn *t, const Pstore__VolumeInfo *vi,
+		     uint64_t token);
 
 /* ---- lists.c ---- */
 int fat_meta_list(struct fat_ctx *fc, const Pstore__ListRequest *req,

@@ -8,6 +8,9 @@
  *   {"op":"sync"}            waits until everything is committed to the FAT
  *                            (optional "timeout_ms")
  *   {"op":"status"}          volume, flusher counters, pending changes
+ *   {"op":"cache_drop"}      evicts every clean chunk from the cache
+ *   {"op":"fsck"}            syncs, then checks FAT mirror, chunk table and
+ *                            local state (fsck.c)
  *
  * One listener thread; each connection gets a short-lived detached thread so
  * that a long sync does not hold up status or locate.
@@ -154,8 +157,47 @@ static json_object *do_status(void)
 	json_object_object_add(r, "failures", json_object_new_uint64(st.failures));
 	json_object_object_add(r, "chunks_uploaded", json_object_new_uint64(st.chunks_uploaded));
 	json_object_object_add(r, "bytes_uploaded", json_object_new_uint64(st.bytes_uploaded));
+	json_object_object_add(r, "cached_bytes", json_object_new_uint64(evict_cached_bytes()));
+	json_object_object_add(r, "readonly", json_object_new_boolean(fs.cfg.readonly));
 	json_object_object_add(r, "last_error",
 			       json_object_new_string(st.last_error ? strerror(-st.last_error) : ""));
+	return r;
+}
+
+/* {"op":"cache_drop"}: evicts every clean chunk (evict.c). */
+static json_object *do_cache_drop(void)
+{
+	uint64_t chunks = 0, bytes = 0;
+	json_object *r;
+	int rc = evict_run(true, &chunks, &bytes);
+
+	if (rc < 0)
+		return reply_error(strerror(-rc));
+	r = json_object_new_object();
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "chunks", json_object_new_uint64(chunks));
+	json_object_object_add(r, "bytes", json_object_new_uint64(bytes));
+	json_object_object_add(r, "cached", json_object_new_uint64(evict_cached_bytes()));
+	return r;
+}
+
+/* {"op":"probe"[,"pin":ID]}: path probing's view of the vendors
+ * (docs/probing.md); "pin" sends reads to one vendor (0: normal). */
+static json_object *do_probe(json_object *req)
+{
+	json_object *jpin, *r;
+	int64_t pin;
+
+	if (json_object_object_get_ex(req, "pin", &jpin)) {
+		pin = json_object_get_int64(jpin);
+		if (!json_object_is_type(jpin, json_type_int) || pin < 0 || pin > UINT32_MAX)
+			return reply_error("pin wants a vendor id (0: none)");
+		alloc_probe_pin(fs.alloc, (uint32_t)pin);
+	}
+	r = alloc_probe_report(fs.alloc);
+	if (!r)
+		return reply_error("path probing is off ([probe] enabled = false)");
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	return r;
 }
 
@@ -180,8 +222,14 @@ static json_object *handle(const char *line)
 		r = do_sync(req);
 	else if (strcmp(op, "status") == 0)
 		r = do_status();
+	else if (strcmp(op, "cache_drop") == 0)
+		r = do_cache_drop();
+	else if (strcmp(op, "fsck") == 0)
+		r = fsck_run(true);
+	else if (strcmp(op, "probe") == 0)
+		r = do_probe(req);
 	else
-		r = reply_error("unknown op (locate, sync, status)");
+		r = reply_error("unknown op (locate, sync, status, cache_drop, fsck, probe)");
 	json_object_put(req);
 	return r;
 }

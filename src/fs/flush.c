@@ -62,6 +62,21 @@ struct up {
 	uint8_t *data;
 };
 
+/* A chunk of a round once uploaded: what the commit records, and what the
+ * "inflight" journal keeps until the commit is known applied or not. */
+#define INFLIGHT_MAGIC 0x46495350u /* "PSIF" */
+struct inflight_ent {
+	uint64_t ino, idx;
+	uint64_t last_seq;
+	uint32_t had_ref, lost;
+	uint8_t old_id[CHUNK_ID_LEN];
+	struct alloc_chunk_ref ref; /* the new chunk */
+};
+struct inflight_hdr {
+	uint32_t magic, version;
+	uint64_t n;
+};
+
 /* One mirror key picked for re-sending. */
 struct mop {
 	uint8_t key[FS_KEY_MAX];
@@ -74,6 +89,9 @@ struct mop {
 
 struct round {
 	bool urgent;
+	bool pressure; /* writers wait for dirty data to go down */
+	struct inflight_ent *ents; /* n_ups, filled after the uploads */
+	bool ents_ready;
 	struct up *ups;
 	size_t n_ups, cap_ups;
 	uint64_t up_bytes;
@@ -91,6 +109,106 @@ struct round {
 	size_t n_stale, cap_stale;
 	bool more; /* a limit cut the round short */
 };
+
+/* ---- dirty data accounting (writers wait above the limit) ---- */
+
+/* Bytes of data not yet uploaded: recounted from the journal after every
+ * round, plus what was written since (an overestimate for rewrites, which
+ * the next recount corrects). */
+static _Atomic uint64_t dirty_bytes;
+static pthread_cond_t dirty_cond;       /* flush_lock; dirty_bytes went down */
+static unsigned dirty_waiters;          /* flush_lock */
+
+/* Which chunk each file open for writing was last written at: a sequential
+ * writer's chunks below it are complete.  A small direct-mapped table; a
+ * collision only makes the flusher wait for the close of one file. */
+#define LASTW_SLOTS 4096
+static pthread_mutex_t lastw_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint64_t ino, idx;
+} lastw[LASTW_SLOTS]; /* lastw_lock */
+
+static uint64_t dirty_limit(void)
+{
+	uint64_t lim = fs.cfg.dirty_max ? fs.cfg.dirty_max : UINT64_MAX;
+
+	/* dirty data cannot be evicted: keep room for clean chunks */
+	if (fs.cfg.cache_max && fs.cfg.cache_max / 2 < lim)
+		lim = fs.cfg.cache_max / 2;
+	return MAX(lim, 2 * (uint64_t)fs.chunk_size);
+}
+
+static bool last_written(uint64_t ino, uint64_t *idx)
+{
+	bool found;
+
+	pthread_mutex_lock(&lastw_lock);
+	found = lastw[ino % LASTW_SLOTS].ino == ino;
+	*idx = lastw[ino % LASTW_SLOTS].idx;
+	pthread_mutex_unlock(&lastw_lock);
+	return found;
+}
+
+void flush_note_write(uint64_t ino, uint64_t first, uint64_t last, uint64_t bytes)
+{
+	(void)first;
+	pthread_mutex_lock(&lastw_lock);
+	lastw[ino % LASTW_SLOTS].ino = ino;
+	lastw[ino % LASTW_SLOTS].idx = last;
+	pthread_mutex_unlock(&lastw_lock);
+	atomic_fetch_add(&dirty_bytes, bytes);
+}
+
+struct recount {
+	struct fs_txn *t;
+	struct fs_inode *in;
+	uint64_t last_ino;
+	bool in_valid;
+	uint64_t bytes;
+};
+
+static int recount_cb(const uint8_t *key, size_t klen, const struct fs_mark *mk, void *arg)
+{
+	struct recount *rc = arg;
+	uint64_t ino, idx, start;
+	const char *nm;
+	size_t nl;
+
+	(void)mk;
+	if (mirror_key_parse(key, klen, &ino, &idx, &nm, &nl) != FS_KEY_CHUNK)
+		return 0;
+	if (ino != rc->last_ino || !rc->in) {
+		rc->last_ino = ino;
+		rc->in_valid = meta_inode_get(rc->t, ino, rc->in) == 0;
+	}
+	if (!rc->in_valid)
+		return 0;
+	start = idx * fs.chunk_size;
+	if (start < rc->in->size)
+		rc->bytes += MIN((uint64_t)fs.chunk_size, rc->in->size - start);
+	return 0;
+}
+
+/* Recounts dirty_bytes from the journal and wakes writers below the limit. */
+static void dirty_recount(void)
+{
+	struct recount rc = {.last_ino = UINT64_MAX};
+	struct fs_txn t;
+
+	rc.in = malloc(sizeof(*rc.in));
+	if (!rc.in)
+		return;
+	rc.t = &t;
+	if (meta_begin(fs.meta, false, &t) == 0) {
+		if (meta_mark_iter(&t, FS_MARK_DATA, recount_cb, &rc) == 0)
+			atomic_store(&dirty_bytes, rc.bytes);
+		meta_abort(&t);
+	}
+	free(rc.in);
+	pthread_mutex_lock(&flush_lock);
+	pthread_cond_broadcast(&dirty_cond);
+	pthread_mutex_unlock(&flush_lock);
+}
 
 static int round_add_stale(struct round *r, const uint8_t *key)
 {
@@ -132,8 +250,17 @@ static int pick_data_cb(const uint8_t *key, size_t klen, const struct fs_mark *m
 	if (start >= r->in->size)
 		return round_add_stale(r, key);
 	len = MIN((uint64_t)fs.chunk_size, r->in->size - start);
-	if (!r->urgent && len < fs.chunk_size && node_has_writer(ino))
-		return 0; /* the tail of a file still being written */
+	if (!r->urgent && node_has_writer(ino)) {
+		/* A file still being written: upload a chunk once, when complete
+		 * (the writer went past it), not every round while it fills. */
+		uint64_t cur;
+		bool known = last_written(ino, &cur);
+
+		if (!r->pressure && (len < fs.chunk_size || !known || idx >= cur))
+			return 0;
+		if (r->pressure && known && idx == cur)
+			return 0; /* the chunk being filled, even under pressure */
+	}
 	if (r->n_ups >= MAX_UPLOAD_CHUNKS || (r->n_ups && r->up_bytes + len > fs.cfg.batch_bytes)) {
 		r->more = true;
 		return 1;
@@ -285,6 +412,7 @@ static void round_free(struct round *r)
 	free(r->freed);
 	free(r->stale);
 	free(r->in);
+	free(r->ents);
 }
 
 /* Step 1. */
@@ -386,72 +514,82 @@ static int round_read(struct round *r)
 	return 0;
 }
 
-/* Step 4 (success), or the undo of step 1 (failure). */
-static int round_finish(struct round *r, const struct alloc_chunk *ac, bool ok)
+/* Step 4 for one chunk: on success (ok) the chunk record takes the new ref
+ * unless the chunk was dropped or replaced meanwhile (then the new chunk is
+ * garbage to free); the data mark goes unless the chunk changed since the
+ * pick.  On failure the mark is just no longer "uploading". */
+static int finish_one(struct fs_txn *t, const struct inflight_ent *e, bool ok)
+{
+	uint8_t key[17];
+	size_t kl = mirror_key_chunk(key, e->ino, e->idx);
+	struct fs_mark mk;
+	struct fs_chunk c;
+	bool same;
+	int rc = 0;
+
+	if (ok && !e->lost) {
+		rc = meta_chunk_get(t, e->ino, e->idx, &c);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		same = rc == 0 && ((c.flags & FS_CHUNK_REF)
+					   ? e->had_ref && memcmp(c.ref.chunk_id, e->old_id,
+								  CHUNK_ID_LEN) == 0
+					   : !e->had_ref);
+		rc = 0;
+		if (same) {
+			c.flags |= FS_CHUNK_REF;
+			c.ref = e->ref;
+			rc = meta_chunk_put(t, e->ino, e->idx, &c, false);
+			if (rc == 0)
+				repair_note(e->ino, e->idx, &c.ref);
+		} else {
+			/* dropped or replaced while uploading: the new chunk is
+			 * garbage, the mirror key must follow the local state */
+			rc = meta_mark(t, FS_MARK_FREED, e->ref.chunk_id, CHUNK_ID_LEN);
+			if (rc == 0)
+				rc = meta_mark(t, FS_MARK_MIRROR, key, kl);
+			if (rc == 0 && e->had_ref)
+				rc = meta_mark_del(t, FS_MARK_FREED, e->old_id, CHUNK_ID_LEN);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	rc = meta_mark_get(t, FS_MARK_DATA, key, kl, &mk);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if ((ok || e->lost) && mk.last_seq == e->last_seq)
+		return meta_mark_del(t, FS_MARK_DATA, key, kl);
+	if (ok || e->lost)
+		mk.first_seq = e->last_seq + 1;
+	mk.uploading = 0;
+	return meta_mark_set(t, FS_MARK_DATA, key, kl, &mk);
+}
+
+/* Step 4 (success), or the undo of step 1 (failure).  A failed commit keeps
+ * its inflight journal: whether the FAT applied it is settled before the
+ * next round (flush_recover_inflight). */
+static int round_finish(struct round *r, bool ok)
 {
 	struct fs_txn t;
 	int rc = meta_begin(fs.meta, true, &t);
-	size_t k = 0;
 
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; rc == 0 && i < r->n_ups; i++) {
-		struct up *u = &r->ups[i];
-		uint8_t key[17];
-		size_t kl = mirror_key_chunk(key, u->ino, u->idx);
-		struct fs_mark mk;
-		struct fs_chunk c;
-		bool same;
+		struct inflight_ent e;
 
-		if (ok && !u->lost) {
-			const struct alloc_chunk *a = &ac[k++];
-
-			rc = meta_chunk_get(&t, u->ino, u->idx, &c);
-			if (rc < 0 && rc != -ENOENT)
-				break;
-			same = rc == 0 && ((c.flags & FS_CHUNK_REF)
-						   ? u->had_ref && memcmp(c.ref.chunk_id, u->old.chunk_id,
-									  CHUNK_ID_LEN) == 0
-						   : !u->had_ref);
-			rc = 0;
-			if (same) {
-				c.flags |= FS_CHUNK_REF;
-				memcpy(c.ref.chunk_id, a->chunk_id, CHUNK_ID_LEN);
-				c.ref.stored_len = a->stored_len;
-				c.ref.raw_len = (uint32_t)u->len;
-				c.ref.n_vendors = a->n_vendors;
-				memcpy(c.ref.vendors, a->vendors, sizeof(c.ref.vendors));
-				rc = meta_chunk_put(&t, u->ino, u->idx, &c, false);
-				if (rc == 0)
-					repair_note(u->ino, u->idx, &c.ref);
-			} else {
-				/* dropped or replaced while uploading: the new chunk is
-				 * garbage, the mirror key must follow the local state */
-				rc = meta_mark(&t, FS_MARK_FREED, a->chunk_id, CHUNK_ID_LEN);
-				if (rc == 0)
-					rc = meta_mark(&t, FS_MARK_MIRROR, key, kl);
-				if (rc == 0 && u->had_ref)
-					rc = meta_mark_del(&t, FS_MARK_FREED, u->old.chunk_id,
-							   CHUNK_ID_LEN);
-			}
-		}
-		if (rc < 0)
-			break;
-		rc = meta_mark_get(&t, FS_MARK_DATA, key, kl, &mk);
-		if (rc == -ENOENT) {
-			rc = 0;
-			continue;
-		}
-		if (rc < 0)
-			break;
-		if ((ok || u->lost) && mk.last_seq == u->last_seq) {
-			rc = meta_mark_del(&t, FS_MARK_DATA, key, kl);
+		if (r->ents_ready) {
+			e = r->ents[i];
 		} else {
-			if (ok || u->lost)
-				mk.first_seq = u->last_seq + 1;
-			mk.uploading = 0;
-			rc = meta_mark_set(&t, FS_MARK_DATA, key, kl, &mk);
+			memset(&e, 0, sizeof(e));
+			e.ino = r->ups[i].ino;
+			e.idx = r->ups[i].idx;
+			e.last_seq = r->ups[i].last_seq;
+			e.lost = r->ups[i].lost;
 		}
+		rc = finish_one(&t, &e, ok && r->ents_ready);
 	}
 	for (size_t i = 0; ok && rc == 0 && i < r->n_mops; i++) {
 		struct mop *op = &r->mops[i];
@@ -473,9 +611,139 @@ static int round_finish(struct round *r, const struct alloc_chunk *ac, bool ok)
 	}
 	for (size_t i = 0; ok && rc == 0 && i < r->n_freed; i++)
 		rc = meta_mark_del(&t, FS_MARK_FREED, r->freed[i], CHUNK_ID_LEN);
+	if (ok && rc == 0)
+		rc = meta_del_setting(&t, "inflight");
 	if (rc == 0)
 		return meta_commit(&t);
 	meta_abort(&t);
+	return rc;
+}
+
+/* Journals the chunks about to be committed (before the commit is sent). */
+static int inflight_save(const struct round *r)
+{
+	struct inflight_hdr h = {.magic = INFLIGHT_MAGIC, .version = 1};
+	size_t len;
+	uint8_t *buf;
+	struct fs_txn t;
+	int rc;
+
+	for (size_t i = 0; i < r->n_ups; i++)
+		h.n += !r->ents[i].lost;
+	if (h.n == 0)
+		return 0;
+	len = sizeof(h) + h.n * sizeof(struct inflight_ent);
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, &h, sizeof(h));
+	for (size_t i = 0, k = 0; i < r->n_ups; i++)
+		if (!r->ents[i].lost)
+			memcpy(buf + sizeof(h) + k++ * sizeof(struct inflight_ent), &r->ents[i],
+			       sizeof(struct inflight_ent));
+	rc = meta_begin(fs.meta, true, &t);
+	if (rc == 0) {
+		rc = meta_put_blob(&t, "inflight", buf, len);
+		if (rc == 0)
+			rc = meta_commit(&t);
+		else
+			meta_abort(&t);
+	}
+	free(buf);
+	return rc;
+}
+
+/* Is chunk id committed at the FAT?  (The first chunk of the volume's chunk
+ * table at or after id.) */
+static int fat_has_chunk(const uint8_t *id, bool *has)
+{
+	Pstore__ListRequest lr = PSTORE__LIST_REQUEST__INIT;
+	Pstore__ChunkListReply *cl;
+	struct xport_reply rep;
+	uint8_t before[CHUNK_ID_LEN];
+	int rc;
+
+	memcpy(before, id, CHUNK_ID_LEN);
+	for (int i = CHUNK_ID_LEN - 1; i >= 0; i--)
+		if (before[i]-- != 0)
+			break;
+	lr.volume = fs.vol.name;
+	lr.after.data = before;
+	lr.after.len = CHUNK_ID_LEN;
+	lr.limit = 1;
+	memset(&rep, 0, sizeof(rep));
+	rc = alloc_fat_call(fs.alloc, MSG_CHUNK_LIST, &lr.base, &pstore__chunk_list_reply__descriptor,
+			    &rep);
+	if (rc < 0)
+		return rc;
+	cl = (Pstore__ChunkListReply *)rep.msg;
+	if (!cl) {
+		xport_reply_clear(&rep);
+		return -EBADMSG;
+	}
+	*has = cl->n_chunks > 0 && cl->chunks[0]->chunk_id.len == CHUNK_ID_LEN &&
+	       memcmp(cl->chunks[0]->chunk_id.data, id, CHUNK_ID_LEN) == 0;
+	xport_reply_clear(&rep);
+	return 0;
+}
+
+int flush_recover_inflight(void)
+{
+	struct inflight_hdr h;
+	const struct inflight_ent *ents;
+	struct fs_txn t;
+	void *buf = NULL;
+	size_t len = 0;
+	bool applied = false;
+	int rc;
+
+	rc = meta_begin(fs.meta, false, &t);
+	if (rc < 0)
+		return rc;
+	rc = meta_get_var(&t, "inflight", &buf, &len);
+	meta_abort(&t);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (len >= sizeof(h))
+		memcpy(&h, buf, sizeof(h));
+	if (len < sizeof(h) || h.magic != INFLIGHT_MAGIC || h.version != 1 || h.n == 0 ||
+	    h.n > MAX_UPLOAD_CHUNKS || len != sizeof(h) + h.n * sizeof(struct inflight_ent)) {
+		log_err("flush: the journal of the last commit is malformed; dropping it (`pstore "
+			"fsck` tells whether chunks leaked)");
+		h.n = 0;
+	} else {
+		/* a commit is atomic: one of its chunks tells for all of them */
+		ents = (const struct inflight_ent *)((uint8_t *)buf + sizeof(h));
+		rc = fat_has_chunk(ents[0].ref.chunk_id, &applied);
+		if (rc < 0) {
+			log_warn("flush: cannot ask the FAT whether the last commit was applied: %s",
+				 strerror(-rc));
+			free(buf);
+			return rc;
+		}
+	}
+	rc = meta_begin(fs.meta, true, &t);
+	for (uint64_t i = 0; rc == 0 && applied && i < h.n; i++) {
+		struct inflight_ent e;
+
+		memcpy(&e, (uint8_t *)buf + sizeof(h) + i * sizeof(e), sizeof(e));
+		e.lost = 0;
+		if (e.ref.n_vendors > CHUNK_MAX_CHAIN)
+			continue;
+		rc = finish_one(&t, &e, true);
+	}
+	if (rc == 0)
+		rc = meta_del_setting(&t, "inflight");
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+	if (rc == 0 && h.n)
+		log_info("flush: the last commit before the restart (%" PRIu64 " chunks) was %s",
+			 h.n, applied ? "applied: local state updated" : "not applied: uploading again");
+	free(buf);
 	return rc;
 }
 
@@ -500,7 +768,8 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 	freed = calloc(r->n_freed + r->n_ups + 1, CHUNK_ID_LEN);
 	vals = calloc(r->n_ups + 1, sizeof(*vals));
 	keys = calloc(r->n_ups + 1, sizeof(*keys));
-	if (!ac || !ops || !freed || !vals || !keys) {
+	r->ents = calloc(r->n_ups + 1, sizeof(*r->ents));
+	if (!ac || !ops || !freed || !vals || !keys || !r->ents) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -537,8 +806,16 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 	}
 	for (size_t i = 0, k = 0; i < r->n_ups; i++) {
 		struct up *u = &r->ups[i];
+		struct inflight_ent *e = &r->ents[i];
 		struct alloc_chunk_ref ref;
 
+		e->ino = u->ino;
+		e->idx = u->idx;
+		e->last_seq = u->last_seq;
+		e->lost = u->lost;
+		e->had_ref = u->had_ref;
+		if (u->had_ref)
+			memcpy(e->old_id, u->old.chunk_id, CHUNK_ID_LEN);
 		if (u->lost)
 			continue;
 		memset(&ref, 0, sizeof(ref));
@@ -547,6 +824,7 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 		ref.raw_len = (uint32_t)u->len;
 		ref.n_vendors = ac[k].n_vendors;
 		memcpy(ref.vendors, ac[k].vendors, sizeof(ref.vendors));
+		e->ref = ref;
 		k++;
 		ops[n_ops].key = keys[i];
 		ops[n_ops].klen = mirror_key_chunk(keys[i], u->ino, u->idx);
@@ -556,8 +834,17 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 		if (u->had_ref)
 			memcpy(freed[n_freed++], u->old.chunk_id, CHUNK_ID_LEN);
 	}
+	r->ents_ready = true;
 	for (size_t i = 0; i < r->n_freed; i++)
 		memcpy(freed[n_freed++], r->freed[i], CHUNK_ID_LEN);
+	/* a crash (or a lost reply) from here on leaves the commit in doubt:
+	 * the journal lets the next round or start settle it */
+	rc = n_ac ? inflight_save(r) : 0;
+	if (rc < 0) {
+		log_err("flush: journaling the commit failed: %s", strerror(-rc));
+		alloc_session_abort(s);
+		goto out;
+	}
 	rc = alloc_commit(fs.alloc, s, (const uint8_t(*)[CHUNK_ID_LEN])freed, n_freed, ops, n_ops);
 	s = NULL;
 	if (rc < 0) {
@@ -599,6 +886,14 @@ static int flush_round(bool urgent, bool *did_work, bool *more)
 		round_free(&r);
 		return -ENOMEM;
 	}
+	rc = flush_recover_inflight();
+	if (rc < 0) {
+		round_free(&r);
+		return rc;
+	}
+	pthread_mutex_lock(&flush_lock);
+	r.pressure = dirty_waiters > 0 || atomic_load(&dirty_bytes) > dirty_limit();
+	pthread_mutex_unlock(&flush_lock);
 	rc = round_pick(&r);
 	if (rc < 0) {
 		log_err("flush: reading the journal failed: %s", strerror(-rc));
@@ -607,16 +902,18 @@ static int flush_round(bool urgent, bool *did_work, bool *more)
 	}
 	if (r.n_ups == 0 && r.n_mops == 0 && r.n_freed == 0) {
 		round_free(&r);
+		dirty_recount();
 		return 0;
 	}
 	rc = round_upload_commit(&r, &ac);
-	rc2 = round_finish(&r, ac, rc == 0);
+	rc2 = round_finish(&r, rc == 0);
 	if (rc2 < 0)
 		log_err("flush: recording the commit locally failed: %s", strerror(-rc2));
 	*did_work = rc == 0;
 	*more = r.more;
 	free(ac);
 	round_free(&r);
+	dirty_recount();
 	return rc < 0 ? rc : rc2;
 }
 
@@ -649,7 +946,7 @@ static void *flush_main(void *arg)
 			timed_wait(&flush_cond, IDLE_MS);
 		if (flush_stopping)
 			break;
-		if (!again && flush_kicked && !barrier_waiters) {
+		if (!again && flush_kicked && !barrier_waiters && !dirty_waiters) {
 			/* let a burst of small changes gather into one commit */
 			timed_wait(&flush_cond, COALESCE_MS);
 		}
@@ -693,6 +990,7 @@ int flush_start(void)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&flush_cond, &ca);
 	pthread_cond_init(&flush_done_cond, &ca);
+	pthread_cond_init(&dirty_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	flush_stopping = false;
 	rc = pthread_create(&flush_thread, NULL, flush_main, NULL);
@@ -713,6 +1011,7 @@ void flush_stop(void)
 	flush_stopping = true;
 	pthread_cond_broadcast(&flush_cond);
 	pthread_cond_broadcast(&flush_done_cond);
+	pthread_cond_broadcast(&dirty_cond);
 	pthread_mutex_unlock(&flush_lock);
 	pthread_join(flush_thread, NULL);
 	flush_running = false;
@@ -747,6 +1046,8 @@ int flush_barrier(unsigned timeout_ms)
 	bool pending;
 	int rc;
 
+	if (fs.cfg.readonly)
+		return 0; /* a read-only mount has nothing of its own to commit */
 	/* what the barrier promises (copies on live vendors) includes chunks
 	 * committed just before their vendor died */
 	rc = repair_dead_vendors();
@@ -791,6 +1092,41 @@ int flush_barrier(unsigned timeout_ms)
 	pthread_mutex_unlock(&flush_lock);
 	if (rc < 0)
 		log_warn("sync: changes not committed to the FAT: %s", strerror(-rc));
+	return rc;
+}
+
+int flush_dirty_wait(void)
+{
+	uint64_t deadline, lim = dirty_limit();
+	bool logged = false;
+	int rc = 0;
+
+	if (atomic_load(&dirty_bytes) <= lim || fs.cfg.readonly)
+		return 0;
+	deadline = now_ms() + fs.cfg.sync_timeout_ms;
+	pthread_mutex_lock(&flush_lock);
+	dirty_waiters++;
+	while (atomic_load(&dirty_bytes) > lim && flush_running && !flush_stopping) {
+		if (now_ms() >= deadline) {
+			rc = -EIO;
+			break;
+		}
+		if (!logged) {
+			log_debug("write: %" PRIu64 " bytes not yet uploaded (limit %" PRIu64
+				  "): waiting for the flusher",
+				  atomic_load(&dirty_bytes), lim);
+			logged = true;
+		}
+		flush_kicked = true;
+		pthread_cond_signal(&flush_cond);
+		timed_wait(&dirty_cond, 200);
+	}
+	dirty_waiters--;
+	pthread_mutex_unlock(&flush_lock);
+	if (rc < 0)
+		log_err("write: the flusher made no room under dirty_max for %u ms: EIO "
+			"(see the log for why uploads fail)",
+			fs.cfg.sync_timeout_ms);
 	return rc;
 }
 

@@ -54,6 +54,11 @@ struct fs_config {
 	unsigned batch_inodes;   /* inodes with data per commit */
 	unsigned sync_timeout_ms; /* longest fsync/sync wait */
 	bool writeback;          /* ask for the kernel's writeback cache */
+	uint64_t cache_max;      /* bytes of chunk data the cache keeps (evict.c) */
+	uint64_t dirty_max;      /* bytes not yet uploaded before writers wait */
+	uint32_t writer_lease_ms; /* the volume writer lease (lease.c) */
+	unsigned refresh_ms;     /* read-only mounts: FAT mirror poll (refresh.c) */
+	bool readonly;           /* -o ro: a read-only view of the committed FAT */
 };
 
 /* ---- records (mirror.c encodes them; meta.c stores them) ---- */
@@ -222,6 +227,20 @@ int meta_dirents_check(struct fs_txn *t, uint64_t *dropped);
 /* Iterates inodes (rebuild checks and recovery). */
 typedef int (*meta_inode_cb)(const struct fs_inode *in, void *arg);
 int meta_inode_iter(struct fs_txn *t, meta_inode_cb cb, void *arg);
+/* Whole-store walks and upkeep (evict.c, fsck.c, refresh.c, flush.c). */
+typedef int (*meta_chunk_cb)(uint64_t ino, uint64_t idx, const struct fs_chunk *c, void *arg);
+int meta_chunk_iter(struct fs_txn *t, meta_chunk_cb cb, void *arg);
+typedef int (*meta_raw_cb)(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+			   void *arg);
+/* Every namespace key ('d', 'i', 'x') with its stored value, in key order. */
+int meta_ns_iter(struct fs_txn *t, meta_raw_cb cb, void *arg);
+int meta_mark_count(struct fs_txn *t, int db, uint64_t *n);
+/* Empties namespace, chunks and marks (a read-only mount's refresh). */
+int meta_clear_all(struct fs_txn *t);
+int meta_clear_marks(struct fs_txn *t);
+int meta_del_setting(struct fs_txn *t, const char *name);
+/* A setting of any length, malloc'd into *buf. */
+int meta_get_var(struct fs_txn *t, const char *name, void **buf, size_t *len);
 
 /* ---- cache.c: cache files and in-use inodes ---- */
 
@@ -275,6 +294,44 @@ struct flush_status {
 };
 void flush_get_status(struct flush_status *st);
 
+/* Writers call this before writing: blocks (bounded by sync_timeout_ms,
+ * then -EIO) while the data not yet uploaded exceeds dirty_max. */
+int flush_dirty_wait(void);
+/* A write of `bytes` touched chunks first..last of ino (dirty accounting,
+ * and which chunk a file open for writing is still filling). */
+void flush_note_write(uint64_t ino, uint64_t first, uint64_t last, uint64_t bytes);
+/* Settles a commit a crash (or a lost reply) left in doubt; called at start. */
+int flush_recover_inflight(void);
+
+/* ---- evict.c: cache size cap ---- */
+int evict_start(void);
+void evict_stop(void);
+/* Chunk idx of ino was used (LRU order); fetched: it just came into the cache. */
+void evict_touch(uint64_t ino, uint64_t idx, uint64_t fetched_bytes);
+/* Evicts every clean chunk (all = true) or down to the cap; counts what went. */
+int evict_run(bool all, uint64_t *chunks, uint64_t *bytes);
+/* Cached chunk bytes as of the last pass. */
+uint64_t evict_cached_bytes(void);
+
+/* ---- lease.c: the volume writer lease ---- */
+/* Takes the writer lease (read-write mounts) and keeps renewing it. */
+int lease_start(void);
+/* Stops renewing and gives the lease back (after the last commit). */
+void lease_stop(void);
+
+/* ---- refresh.c: read-only mounts ---- */
+/* Read-only mounts: forget the local state so that it is rebuilt from the
+ * FAT; read-write mounts of a state dir a read-only mount used: the same. */
+int refresh_prepare_state(void);
+int refresh_start(void);
+void refresh_stop(void);
+
+/* ---- fsck.c ---- */
+struct json_object;
+/* Checks the FAT mirror, the FAT chunk table and the local state; fills a
+ * JSON reply (ok, errors[], warnings[], counts). */
+struct json_object *fsck_run(bool sync_first);
+
 /* ---- repair.c ---- */
 /* Remembers a chunk just committed (for repair_dead_vendors). */
 void repair_note(uint64_t ino, uint64_t idx, const struct alloc_chunk_ref *ref);
@@ -307,6 +364,7 @@ struct fs_state {
 	struct alloc_volume vol;
 	uint32_t chunk_size;
 	char mountpoint[4096];
+	void *se; /* the fuse_session (refresh.c invalidates kernel caches) */
 };
 extern struct fs_state fs;
 

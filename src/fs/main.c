@@ -42,6 +42,8 @@ struct cmd_opts {
 	char *config, *volume, *state, *cache, *log;
 	int no_writeback;
 	int no_allow_other, no_default_permissions;
+	char *cache_max, *dirty_max, *writer_lease_ms;
+	int ro;
 };
 
 #define OPT(t, p) {t, offsetof(struct cmd_opts, p), 1}
@@ -49,6 +51,8 @@ static const struct fuse_opt cmd_table[] = {
 	OPT("config=%s", config), OPT("volume=%s", volume), OPT("state=%s", state),
 	OPT("cache=%s", cache),   OPT("log=%s", log),       OPT("no_writeback", no_writeback),
 	OPT("no_allow_other", no_allow_other), OPT("no_default_permissions", no_default_permissions),
+	OPT("cache_max=%s", cache_max), OPT("dirty_max=%s", dirty_max),
+	OPT("writer_lease_ms=%s", writer_lease_ms), OPT("ro", ro),
 	FUSE_OPT_END,
 };
 
@@ -69,6 +73,10 @@ static void usage(const char *prog)
 	       "    -o no_default_permissions\n"
 	       "                       no permission checks at all (default: the kernel\n"
 	       "                       checks modes, like a local filesystem)\n"
+	       "    -o ro              read-only view of what the writer committed\n"
+	       "    -o cache_max=SIZE  chunk data the local cache keeps (default 2G)\n"
+	       "    -o dirty_max=SIZE  data not yet uploaded before writers wait (default 256M)\n"
+	       "    -o writer_lease_ms=MS  the volume writer lease (default 30000)\n"
 	       "    -V, --version      print the version\n\n"
 	       "See pstorefs(8).\n\n",
 	       prog);
@@ -86,6 +94,10 @@ static void cfg_defaults(struct fs_config *c)
 	c->batch_inodes = 1000;
 	c->sync_timeout_ms = 600000;
 	c->writeback = true;
+	c->cache_max = UINT64_C(2) << 30;
+	c->dirty_max = UINT64_C(256) << 20;
+	c->writer_lease_ms = 30000;
+	c->refresh_ms = 2000;
 }
 
 static int set_str(char **dst, const char *v)
@@ -140,6 +152,16 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 		} else if (strcmp(name, "sync_timeout_ms") == 0) {
 			if ((rc = set_uint(value, 1000, 86400000, &v)) == 0)
 				c->sync_timeout_ms = (unsigned)v;
+		} else if (strcmp(name, "cache_max") == 0)
+			rc = set_uint(value, 1u << 20, UINT64_C(1) << 50, &c->cache_max);
+		else if (strcmp(name, "dirty_max") == 0)
+			rc = set_uint(value, 1u << 20, UINT64_C(1) << 50, &c->dirty_max);
+		else if (strcmp(name, "writer_lease_ms") == 0) {
+			if ((rc = set_uint(value, 1000, 600000, &v)) == 0)
+				c->writer_lease_ms = (uint32_t)v;
+		} else if (strcmp(name, "refresh_ms") == 0) {
+			if ((rc = set_uint(value, 100, 3600000, &v)) == 0)
+				c->refresh_ms = (unsigned)v;
 		} else if (strcmp(name, "writeback_cache") == 0)
 			rc = parse_bool(value, &c->writeback);
 		else if (strcmp(name, "log_level") == 0)
@@ -202,6 +224,25 @@ static int load_config(struct cmd_opts *o)
 		return -ENOMEM;
 	if (o->no_writeback)
 		c->writeback = false;
+	if (o->ro)
+		c->readonly = true;
+	if (o->cache_max && set_uint(o->cache_max, 1u << 20, UINT64_C(1) << 50, &c->cache_max) < 0) {
+		log_err("-o cache_max=%s: give a size of at least 1M (e.g. 64M, 2G)", o->cache_max);
+		return -EINVAL;
+	}
+	if (o->dirty_max && set_uint(o->dirty_max, 1u << 20, UINT64_C(1) << 50, &c->dirty_max) < 0) {
+		log_err("-o dirty_max=%s: give a size of at least 1M (e.g. 256M)", o->dirty_max);
+		return -EINVAL;
+	}
+	if (o->writer_lease_ms) {
+		uint64_t v;
+
+		if (set_uint(o->writer_lease_ms, 1000, 600000, &v) < 0) {
+			log_err("-o writer_lease_ms=%s: give 1000..600000", o->writer_lease_ms);
+			return -EINVAL;
+		}
+		c->writer_lease_ms = (uint32_t)v;
+	}
 	if (!c->volume && set_str(&c->volume, "default") < 0)
 		return -ENOMEM;
 	if (!c->state_dir && set_str(&c->state_dir, "/var/lib/pstore/client") < 0)
@@ -507,10 +548,17 @@ int main(int argc, char *argv[])
 
 	rc = net_open();
 	if (rc == 0)
+	if (rc == 0)
+		rc = refresh_prepare_state();
 		rc = state_open();
 	if (rc < 0)
+	/* one writer per volume: refused while another mount holds the lease */
+	if (rc == 0 && !fs.cfg.readonly)
+		rc = lease_start();
 		goto out;
 
+	if (fs.cfg.readonly && fuse_opt_add_arg(&args, "-oro") < 0)
+		goto out;
 	{
 		char fsname[256];
 
@@ -531,7 +579,9 @@ int main(int argc, char *argv[])
 	mounted = true;
 	if (fuseio_attach(se) < 0)
 		log_warn("cannot hook the FUSE channel: writes will cost a GETXATTR each");
-	if (flush_start() < 0 || control_start(fs.mountpoint) < 0)
+	fs.se = se;
+	if ((fs.cfg.readonly ? refresh_start() : flush_start()) < 0 || evict_start() < 0 ||
+	    control_start(fs.mountpoint) < 0)
 		goto out;
 	if (!copts.foreground) {
 		if (redirect_log() < 0)
@@ -560,6 +610,9 @@ out:
 	}
 	flush_stop();
 	control_stop();
+	refresh_stop();
+	evict_stop();
+	lease_stop(); /* after the last commit */
 	if (fs.meta)
 		meta_close(fs.meta);
 	cache_close(fs.cache);

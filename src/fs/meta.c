@@ -905,3 +905,117 @@ int meta_recover(struct fs_meta *m, uint64_t **orphans, size_t *n_orphans)
 	*n_orphans = r.n;
 	return 0;
 }
+
+/* ---- whole-store walks (evict.c, fsck.c, refresh.c) ---- */
+
+int meta_chunk_iter(struct fs_txn *t, meta_chunk_cb cb, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc = mdb_cursor_open(t->txn, t->m->dbi[DB_CHUNKS], &cur);
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		struct fs_chunk c;
+		uint64_t ino, idx;
+		const char *nm;
+		size_t nl;
+
+		op = MDB_NEXT;
+		if (mirror_key_parse(k.mv_data, k.mv_size, &ino, &idx, &nm, &nl) != FS_KEY_CHUNK ||
+		    chunk_decode_local(&v, &c) < 0)
+			continue;
+		rc = cb(ino, idx, &c, arg);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND || rc == 0 || rc == 1)
+		return 0;
+	return rc < 0 ? rc : mdb_err(rc, "iterate chunks");
+}
+
+int meta_ns_iter(struct fs_txn *t, meta_raw_cb cb, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc = mdb_cursor_open(t->txn, t->m->dbi[DB_NS], &cur);
+
+	if (rc)
+		return mdb_err(rc, "cursor");
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		rc = cb(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND || rc == 0 || rc == 1)
+		return 0;
+	return rc < 0 ? rc : mdb_err(rc, "iterate namespace");
+}
+
+int meta_mark_count(struct fs_txn *t, int db, uint64_t *n)
+{
+	MDB_stat st;
+	int rc = mdb_stat(t->txn, mark_dbi(t->m, db), &st);
+
+	if (rc)
+		return mdb_err(rc, "stat");
+	*n = st.ms_entries;
+	return 0;
+}
+
+int meta_clear_all(struct fs_txn *t)
+{
+	static const int dbs[] = {DB_NS, DB_CHUNKS, DB_DIRTY, DB_DCHUNKS, DB_FREED};
+
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		int rc = mdb_drop(t->txn, t->m->dbi[dbs[i]], 0);
+
+		if (rc)
+			return mdb_err(rc, "clear");
+	}
+	return 0;
+}
+
+int meta_clear_marks(struct fs_txn *t)
+{
+	static const int dbs[] = {DB_DIRTY, DB_DCHUNKS, DB_FREED};
+
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		int rc = mdb_drop(t->txn, t->m->dbi[dbs[i]], 0);
+
+		if (rc)
+			return mdb_err(rc, "clear marks");
+	}
+	return 0;
+}
+
+int meta_del_setting(struct fs_txn *t, const char *name)
+{
+	MDB_val k = {strlen(name), (void *)name};
+	int rc = mdb_del(t->txn, t->m->dbi[DB_META], &k, NULL);
+
+	return rc == MDB_NOTFOUND ? 0 : mdb_err(rc, "del setting");
+}
+
+int meta_get_var(struct fs_txn *t, const char *name, void **buf, size_t *len)
+{
+	MDB_val k = {strlen(name), (void *)name}, v;
+	int rc = mdb_get(t->txn, t->m->dbi[DB_META], &k, &v);
+
+	*buf = NULL;
+	*len = 0;
+	if (rc)
+		return mdb_err(rc, "get setting");
+	*buf = malloc(v.mv_size ? v.mv_size : 1);
+	if (!*buf)
+		return -ENOMEM;
+	memcpy(*buf, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	return 0;
+}

@@ -44,6 +44,7 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
 	uint64_t len = chunk_len_at(in->size, idx);
 	int fd, rc;
 
+	evict_touch(n->ino, idx, 0); /* recency for the cache cap (evict.c) */
 	rc = meta_begin(fs.meta, false, &t);
 	if (rc < 0)
 		return rc;
@@ -92,6 +93,8 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
 		rc = meta_commit(&t);
 	else
 		meta_abort(&t);
+	if (rc == 0)
+		evict_touch(n->ino, idx, len);
 out:
 	free(buf);
 	return rc;
@@ -209,8 +212,9 @@ void ops_open_node(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	}
 	node_open(n, (fi->flags & O_ACCMODE) != O_RDONLY);
 	fi->fh = (uintptr_t)n;
-	/* This mount is the volume's only writer: cached pages stay valid. */
-	fi->keep_cache = 1;
+	/* This mount is the volume's only writer: cached pages stay valid
+	 * (a read-only mount follows the writer: refresh.c). */
+	fi->keep_cache = !fs.cfg.readonly;
 	if (e) {
 		if (fuse_reply_create(req, e, fi) == -ENOENT)
 			ops_release_node(n, fi->flags);
@@ -336,6 +340,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	to = from + size;
 	first = from / fs.chunk_size;
 	last = (to - 1) / fs.chunk_size;
+	/* dirty data is bounded: wait for the flusher (flush.c) */
+	rc = flush_dirty_wait();
+	if (rc < 0) {
+		free(in);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	pthread_mutex_lock(&n->lock);
 	rc = get_inode(n->ino, in);
 	if (rc == 0)
@@ -388,8 +399,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		rc = meta_commit(&t);
 	else
 		meta_abort(&t);
-	if (rc == 0)
+	if (rc == 0) {
 		n->written = true;
+		flush_note_write(n->ino, first, last, size);
+		evict_touch(n->ino, last, size);
+	}
 out:
 	pthread_mutex_unlock(&n->lock);
 	free(in);

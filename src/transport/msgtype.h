@@ -24,6 +24,8 @@ enum xport_msg_type {
 	MSG_STATFS = 29,         /* Empty -> StatfsReply */
 	MSG_REPORT_BAD = 30,     /* BadReplica -> Empty */
 	MSG_FAT_STATUS = 31,     /* Empty -> FatStatusReply (FAT cluster state) */
+	MSG_WRITER_ACQUIRE = 32, /* WriterLease -> WriterLeaseReply (acquire or renew) */
+	MSG_WRITER_RELEASE = 33, /* WriterLease -> WriterLeaseReply */
 	/* client or vendor -> vendor */
 	MSG_CHUNK_PUT = 40,      /* ChunkPut + data -> ChunkPutReply */
 	MSG_CHUNK_GET = 41,      /* ChunkGet -> ChunkGetReply + data */
