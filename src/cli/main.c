@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"  fsck MOUNT [--json]          check namespace and chunk maps against the FAT\n"
 		"  cache drop MOUNT             evict every clean chunk from the mount's cache\n"
 		"  fat status [--json]          every FAT server and etcd member, leader, revision\n"
+		"  probe [--json] MOUNT         candidate vendors as the mount's path probing sees them\n"
 		"  ca init|issue|revoke|list|crl   the deployment CA (see pstore ca --help)\n"
 		"\n"
 		"options:\n"
@@ -258,9 +259,10 @@ static const struct {
 	{"vendors", cmd_vendors},
 	{"locate", cmd_locate},
 	{"sync", cmd_sync},
-	{"fat", cmd_fat},
 	{"fsck", cmd_fsck},
 	{"cache", cmd_cache},
+	{"fat", cmd_fat},
+	{"probe", cmd_probe},
 	{"ca", cmd_ca},
 };
 

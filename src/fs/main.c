@@ -336,7 +336,8 @@ static int net_open(void)
 		return -EPROTO;
 	}
 	fs.chunk_size = fs.vol.chunk_size;
-	return 0;
+	/* path probing: [probe] of the same config (docs/probing.md) */
+	return alloc_probe_configure(fs.alloc, fs.cfg.config_file);
 }
 
 static void net_close(void)
@@ -548,17 +549,17 @@ int main(int argc, char *argv[])
 
 	rc = net_open();
 	if (rc == 0)
-	if (rc == 0)
 		rc = refresh_prepare_state();
+	if (rc == 0)
 		rc = state_open();
-	if (rc < 0)
 	/* one writer per volume: refused while another mount holds the lease */
 	if (rc == 0 && !fs.cfg.readonly)
 		rc = lease_start();
+	if (rc < 0)
 		goto out;
-
 	if (fs.cfg.readonly && fuse_opt_add_arg(&args, "-oro") < 0)
 		goto out;
+
 	{
 		char fsname[256];
 
@@ -609,10 +610,10 @@ out:
 		fuse_session_destroy(se);
 	}
 	flush_stop();
-	control_stop();
 	refresh_stop();
 	evict_stop();
 	lease_stop(); /* after the last commit */
+	control_stop();
 	if (fs.meta)
 		meta_close(fs.meta);
 	cache_close(fs.cache);
