@@ -46,6 +46,10 @@ struct alloc_volume {
 	uint32_t copies;
 	uint32_t chunk_size;
 	uint64_t revision;
+	/* read capability the FAT gave with the volume (vendors check it) */
+	uint8_t read_token[CAP_READ_TOKEN_MAX];
+	size_t read_token_len;
+	uint64_t read_token_ms; /* wall clock when it was obtained */
 };
 
 /* Takes a reference to pool (which must outlive the context). */

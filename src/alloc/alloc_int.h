@@ -267,6 +267,12 @@ struct alloc_ctx {
 
 /* Copies the volume (0 or -ENOENT when none was opened). */
 int alloc_volume_get(struct alloc_ctx *a, struct alloc_volume *out);
+/* The volume's read capability for vendors (copied to tok, at least
+ * CAP_READ_TOKEN_MAX bytes): asks the FAT for a fresh one when force is set
+ * or it is older than ALLOC_READ_TOKEN_REFRESH_MS (the FAT's last well
+ * before it expires).  0 or -errno (no token at all). */
+#define ALLOC_READ_TOKEN_REFRESH_MS (20u * 60u * 1000u)
+int alloc_read_token(struct alloc_ctx *a, bool force, uint8_t *tok, size_t *len);
 /* Remembers an address for a vendor (from a candidate list). */
 void alloc_vendor_learn(struct alloc_ctx *a, uint32_t vendor_id, const char *addr);
 /* True for errors worth trying elsewhere or again (connection-level). */

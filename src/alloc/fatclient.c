@@ -216,6 +216,50 @@ static int volume_from_msg(const Pstore__VolumeInfo *vi, struct alloc_volume *ou
 	out->copies = vi->copies;
 	out->chunk_size = vi->chunk_size;
 	out->revision = vi->revision;
+	if (vi->read_token.len > 0 && vi->read_token.len <= sizeof(out->read_token)) {
+		memcpy(out->read_token, vi->read_token.data, vi->read_token.len);
+		out->read_token_len = vi->read_token.len;
+		out->read_token_ms = wall_ms();
+	}
+	return 0;
+}
+
+int alloc_read_token(struct alloc_ctx *a, bool force, uint8_t *tok, size_t *len)
+{
+	struct alloc_volume v;
+	int rc = alloc_volume_get(a, &v);
+
+	if (rc < 0)
+		return rc;
+	if (force || v.read_token_len == 0 ||
+	    wall_ms() - v.read_token_ms > ALLOC_READ_TOKEN_REFRESH_MS) {
+		Pstore__VolumeGet vg = PSTORE__VOLUME_GET__INIT;
+		struct xport_reply rep = {0};
+		struct alloc_volume fresh;
+
+		vg.name = v.name;
+		rc = alloc_fat_call(a, MSG_VOLUME_GET, &vg.base, &pstore__volume_info__descriptor,
+				    &rep);
+		if (rc == 0)
+			rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &fresh);
+		xport_reply_clear(&rep);
+		if (rc == 0 && fresh.read_token_len > 0 &&
+		    memcmp(fresh.id, v.id, CHUNK_OWNER_LEN) == 0) {
+			/* only the token: the rest of the volume is the caller's business */
+			pthread_mutex_lock(&a->vol_lock);
+			memcpy(a->vol.read_token, fresh.read_token, fresh.read_token_len);
+			a->vol.read_token_len = fresh.read_token_len;
+			a->vol.read_token_ms = fresh.read_token_ms;
+			pthread_mutex_unlock(&a->vol_lock);
+			v = fresh;
+		} else if (rc == 0) {
+			rc = -EBADMSG;
+		}
+		if (rc < 0 && v.read_token_len == 0)
+			return rc;
+	}
+	memcpy(tok, v.read_token, v.read_token_len);
+	*len = v.read_token_len;
 	return 0;
 }
 

@@ -43,9 +43,24 @@ static int fetch_one(struct alloc_ctx *a, const struct alloc_volume *vol,
 	cg.owner.len = CHUNK_OWNER_LEN;
 	cg.offset = 0;
 	cg.length = 0;
-	rc = xport_call(a->pool, addr, MSG_CHUNK_GET, &cg.base, NULL, 0,
-			&pstore__chunk_get_reply__descriptor, &rep, a->timeout_ms, err,
-			sizeof(err));
+	/* The read capability; one fresh one more if the vendor refuses it. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		uint8_t tok[CAP_READ_TOKEN_MAX];
+		size_t toklen = 0;
+
+		if (alloc_read_token(a, attempt > 0, tok, &toklen) == 0) {
+			cg.read_token.data = tok;
+			cg.read_token.len = toklen;
+		}
+		rc = xport_call(a->pool, addr, MSG_CHUNK_GET, &cg.base, NULL, 0,
+				&pstore__chunk_get_reply__descriptor, &rep, a->timeout_ms, err,
+				sizeof(err));
+		cg.read_token.data = NULL;
+		cg.read_token.len = 0;
+		if (rc != -EACCES)
+			break;
+		xport_reply_clear(&rep);
+	}
 	if (rc < 0) {
 		if (rc == -ENOENT)
 			*bad = "missing";

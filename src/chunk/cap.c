@@ -185,3 +185,36 @@ out:
 	EVP_MD_CTX_free(md);
 	return rc;
 }
+
+int cap_key_sign_raw(const struct cap_key *k, const void *msg, size_t len, uint8_t sig[64])
+{
+	EVP_MD_CTX *md;
+	size_t siglen = CAP_SIG_LEN;
+	int rc = -EIO;
+
+	if (!k->has_private)
+		return -EINVAL;
+	md = EVP_MD_CTX_new();
+	if (!md)
+		return -ENOMEM;
+	if (EVP_DigestSignInit(md, NULL, NULL, NULL, k->pkey) == 1 &&
+	    EVP_DigestSign(md, sig, &siglen, msg, len) == 1 && siglen == CAP_SIG_LEN)
+		rc = 0;
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int cap_key_verify_raw(const struct cap_key *k, const void *msg, size_t len,
+		       const uint8_t sig[64])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = -EACCES;
+
+	if (!md)
+		return -ENOMEM;
+	if (EVP_DigestVerifyInit(md, NULL, NULL, NULL, k->pkey) == 1 &&
+	    EVP_DigestVerify(md, sig, CAP_SIG_LEN, msg, len) == 1)
+		rc = 0;
+	EVP_MD_CTX_free(md);
+	return rc;
+}

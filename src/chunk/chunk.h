@@ -113,5 +113,28 @@ int cap_token_sign(const struct cap_key *k, const struct cap_token *t, uint8_t *
  * decode, wrong sizes) or -EACCES (bad signature). */
 int cap_token_verify(const struct cap_key *k, const void *buf, size_t len,
 		     struct cap_token *t);
+/* Raw Ed25519 signature of msg (private key needed) / its check: 0,
+ * -EINVAL (no private key), -EACCES (bad signature), -EIO. */
+int cap_key_sign_raw(const struct cap_key *k, const void *msg, size_t len, uint8_t sig[64]);
+int cap_key_verify_raw(const struct cap_key *k, const void *msg, size_t len,
+		       const uint8_t sig[64]);
+
+/* ---- read capabilities (readcap.c) ----
+ * A SignedToken over a pstore.ReadCap: which client (certificate CN) may
+ * read the chunks of which volume (owner), until when.  The FAT server
+ * gives one with every volume lookup; vendors check it before serving a
+ * chunk to a client. */
+#define CAP_READ_CLIENT_MAX 128
+#define CAP_READ_TOKEN_MAX 512
+struct cap_read {
+	uint8_t volume[CHUNK_OWNER_LEN];
+	char client[CAP_READ_CLIENT_MAX];
+	uint64_t expiry_ms; /* wall clock */
+};
+int cap_read_sign(const struct cap_key *k, const struct cap_read *r, uint8_t **out,
+		  size_t *out_len);
+/* Signature and decoding only (the caller compares the fields): 0,
+ * -EBADMSG, -EACCES (bad signature). */
+int cap_read_verify(const struct cap_key *k, const void *buf, size_t len, struct cap_read *r);
 
 #endif

@@ -52,7 +52,8 @@ int privdrop_to(const char *user)
 		return rc;
 	}
 	if (setuid(0) == 0 || geteuid() == 0) {
-		log_err("switched to user '%s' but root could be regained: refusing to run", user);
+		log_err("switched to user '%s' but root could be regained: refusing to run",
+			user);
 		return -EPERM;
 	}
 	/* setuid clears the dumpable flag; no core files with keys in them. */

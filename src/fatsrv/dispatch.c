@@ -130,10 +130,18 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 	case MSG_VOLUME_CREATE:
 		rc = fat_volume_create(fc, (Pstore__VolumeInfo *)msg,
 				       (Pstore__VolumeInfo **)&out);
+		if (rc == 0 && (rc = fat_owner_read_token(fc, req, out)) < 0) {
+			fat_rec_free(out);
+			out = NULL;
+		}
 		break;
 	case MSG_VOLUME_GET:
 		rc = fat_volume_get(fc, ((Pstore__VolumeGet *)msg)->name,
 				    (Pstore__VolumeInfo **)&out);
+		if (rc == 0 && (rc = fat_owner_read_token(fc, req, out)) < 0) {
+			fat_rec_free(out);
+			out = NULL;
+		}
 		break;
 	case MSG_VOLUME_LIST:
 		rc = fat_volume_list(fc, (Pstore__VolumeList **)&out);
@@ -167,6 +175,12 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 	case MSG_FAT_STATUS:
 		rc = fat_cluster_status(fc, (Pstore__FatStatusReply **)&out);
 		break;
+	case MSG_WRITER_ACQUIRE:
+	case MSG_WRITER_RELEASE:
+		rc = fat_writer_lease(fc, (Pstore__WriterLease *)msg, req->peer,
+				      req->type == MSG_WRITER_RELEASE,
+				      (Pstore__WriterLeaseReply **)&out);
+		break;
 	case MSG_REPORT_BAD: {
 		Pstore__Empty empty = PSTORE__EMPTY__INIT;
 
@@ -175,12 +189,6 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 			xport_reply(req, &empty.base, NULL, 0);
 			return;
 		}
-	case MSG_WRITER_ACQUIRE:
-	case MSG_WRITER_RELEASE:
-		rc = fat_writer_lease(fc, (Pstore__WriterLease *)msg, req->peer,
-				      req->type == MSG_WRITER_RELEASE,
-				      (Pstore__WriterLeaseReply **)&out);
-		break;
 		break;
 	}
 	default:

@@ -220,5 +220,9 @@ int fat_peer_split(const char *peer, char *role, size_t rlen, const char **id);
 int fat_owner_check(struct fat_ctx *fc, const struct xport_req *req, ProtobufCMessage *msg);
 /* Drops from list the volumes the peer may not see (admin: sees all). */
 void fat_owner_filter_list(const struct xport_req *req, Pstore__VolumeList *list);
+/* Puts a read capability for the peer (FAT_READ_TOKEN_MS) into a
+ * VOLUME_GET/CREATE reply. */
+#define FAT_READ_TOKEN_MS (3600u * 1000u)
+int fat_owner_read_token(struct fat_ctx *fc, const struct xport_req *req, Pstore__VolumeInfo *vi);
 
 #endif

@@ -48,8 +48,9 @@ int fat_owner_check(struct fat_ctx *fc, const struct xport_req *req, ProtobufCMe
 		return 0; /* not a volume user: dispatch.c decides */
 	if (req->type == MSG_VOLUME_CREATE) {
 		Pstore__VolumeInfo *in = (Pstore__VolumeInfo *)msg;
-		const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
-		    &pstore__volume_info__descriptor, "owner");
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(
+			&pstore__volume_info__descriptor, "owner");
 		char *owner = fat_strdup(req->peer);
 
 		if (!owner || !f)
@@ -93,4 +94,29 @@ void fat_owner_filter_list(const struct xport_req *req, Pstore__VolumeList *list
 			fat_rec_free(list->volumes[i]);
 	}
 	list->n_volumes = keep;
+}
+
+int fat_owner_read_token(struct fat_ctx *fc, const struct xport_req *req,
+			 Pstore__VolumeInfo *vi)
+{
+	struct cap_read r;
+	uint8_t *tok = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!vi || vi->id.len != CHUNK_OWNER_LEN)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	if (strlen(req->peer) >= sizeof(r.client))
+		return fat_fail(fc, -EINVAL, "certificate CN too long");
+	memcpy(r.volume, vi->id.data, CHUNK_OWNER_LEN);
+	strcpy(r.client, req->peer);
+	r.expiry_ms = fc->clock() + FAT_READ_TOKEN_MS;
+	rc = cap_read_sign(fc->key, &r, &tok, &len);
+	if (rc < 0)
+		return fat_fail(fc, rc, "cannot sign a read capability");
+	free(vi->read_token.data);
+	vi->read_token.data = tok;
+	vi->read_token.len = len;
+	return 0;
 }

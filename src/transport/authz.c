@@ -40,18 +40,18 @@ struct xport_crl {
 	pthread_mutex_t mu; /* protects everything below */
 	char ca[PATH_MAX];
 	char path[PATH_MAX];
-	X509_STORE *store;  /* CA + CRL, CRL_CHECK; one reference is ours */
-	struct stat st;     /* of the file loaded into store */
+	X509_STORE *store; /* CA + CRL, CRL_CHECK; one reference is ours */
+	struct stat st;	   /* of the file loaded into store */
 	uint64_t checked_ms;
 	uint64_t crl_number; /* of the loaded CRL, for the logs */
 	unsigned revoked;
 };
 
 static const char *const role_names[] = {
-	[XPORT_ROLE_FAT] = "fat",
-	[XPORT_ROLE_VENDOR] = "vendor",
-	[XPORT_ROLE_CLIENT] = "client",
-	[XPORT_ROLE_ADMIN] = "admin",
+    [XPORT_ROLE_FAT] = "fat",
+    [XPORT_ROLE_VENDOR] = "vendor",
+    [XPORT_ROLE_CLIENT] = "client",
+    [XPORT_ROLE_ADMIN] = "admin",
 };
 
 int xport_peer_role(const char *cn, const char **id)
@@ -84,8 +84,8 @@ void xport_key_mode_check(const char *key_file)
 	struct stat st;
 
 	if (key_file && stat(key_file, &st) == 0 && (st.st_mode & 077))
-		log_warn("private key %s may be read by others (mode %03o): chmod 600 it", key_file,
-			 (unsigned)(st.st_mode & 0777));
+		log_warn("private key %s may be read by others (mode %03o): chmod 600 it",
+			 key_file, (unsigned)(st.st_mode & 0777));
 }
 
 static void crl_log_ssl(const char *what, const char *file)
@@ -244,7 +244,8 @@ static int crl_load_locked(struct xport_crl *c, const struct stat *st)
 static bool same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 /* Caller holds c->mu. */
@@ -254,7 +255,8 @@ static int crl_reload_locked(struct xport_crl *c, bool force)
 
 	c->checked_ms = now_ms();
 	if (stat(c->path, &st) < 0) {
-		log_err("CRL %s: %s (the previous CRL stays in force)", c->path, strerror(errno));
+		log_err("CRL %s: %s (the previous CRL stays in force)", c->path,
+			strerror(errno));
 		return -errno;
 	}
 	if (!force && same_file(&st, &c->st))

@@ -62,6 +62,16 @@ static void handle_get(struct vendord *vd, struct xport_req *req)
 		xport_reply_error(req, EINVAL, "chunk id and owner must be 16 bytes");
 		goto out;
 	}
+	{
+		char err[256];
+
+		rc = vread_authorize(vd, req->peer, g, wall_ms(), err, sizeof(err));
+		if (rc < 0) {
+			log_debug("read refused to %s: %s", req->peer, err);
+			xport_reply_error(req, -rc, "%s", err);
+			goto out;
+		}
+	}
 	rc = vstore_read(vd->store, g->chunk_id.data, g->owner.data, g->offset, g->length,
 			 CHUNK_HDR_LEN, hdr, &buf, &n, &stored_len);
 	if (rc < 0) {

@@ -207,6 +207,15 @@ int vcheck_token(const struct cap_key *key, const void *tok, size_t toklen,
 		 const struct chunk_hdr *h, uint32_t self, uint64_t accepted,
 		 uint64_t now_wall_ms, struct cap_token *out, char *err, size_t errlen);
 
+/* ---- readauth.c ---- */
+
+struct vendord;
+/* May peer read the chunk g asks for?  admin: yes; client: with a valid
+ * read capability for g->owner and itself; nobody else.  0, -EACCES or
+ * -EAGAIN (no FAT key yet), with a message in err. */
+int vread_authorize(struct vendord *vd, const char *peer, const Pstore__ChunkGet *g,
+		    uint64_t now_wall_ms, char *err, size_t errlen);
+
 /* ---- workq.c ---- */
 
 struct vworkq;

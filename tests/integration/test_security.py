@@ -6,15 +6,15 @@ pstore-fatd and pstore-vendord processes, hand-made frames."""
 import os
 import time
 
-from conftest import module_cluster
-from pstorelib import pb, pstore_bin, run, wait_for
-from seclib import (MSG_ALLOC, MSG_CHUNK_LIST, MSG_COMMIT, MSG_META_LIST, MSG_PING,
-                    MSG_VENDOR_HEARTBEAT, MSG_VOLUME_GET, MSG_VOLUME_LIST, Cluster, Peer,
-                    connect_and_call, error_of, ok_of)
+from pstorelib import chunk_header, pb, pb_decode, pstore_bin, run, wait_for
+from seclib import (MSG_ALLOC, MSG_CHUNK_LIST, MSG_CHUNK_PUT, MSG_COMMIT, MSG_META_LIST,
+                    MSG_PING, MSG_VENDOR_HEARTBEAT, MSG_VOLUME_GET, MSG_VOLUME_LIST, Cluster,
+                    Peer, alloc, connect_and_call, error_of, ok_of)
 
 import pytest
 
-EACCES = 13
+EACCES, ENOENT = 13, 2
+MSG_CHUNK_GET = 41
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,57 @@ def test_user_cannot_use_another_users_volume(cluster):
     assert "default" in admin and "bobvol" not in admin
     r = run([pstore_bin(), "-c", os.path.join(cluster.dir, "admin.conf"), "volume", "list"])
     assert "default" in r.stdout and "bobvol" in r.stdout
+
+
+def test_user_cannot_fetch_another_users_chunks(cluster):
+    """Vendors serve a chunk to a client only with the FAT's read capability
+    for the chunk's volume, given to that client."""
+    dev = Peer(cluster, cluster.fat_addr(), cluster.cert("client"))
+    try:
+        info = ok_of(dev.call(MSG_VOLUME_GET, pb((1, "default"))), MSG_VOLUME_GET)
+        owner, dev_token = info[2][0], info[8][0]
+        lease, _, cands = alloc(dev, copies=1)
+    finally:
+        dev.close()
+    v, (addr, token) = sorted(cands.items())[0]
+    cid, payload = os.urandom(16), os.urandom(5000)
+    hdr = chunk_header(cid, owner, lease, v, [v], 1, len(payload), payload)
+    p = Peer(cluster, addr, cluster.cert("client"))
+    try:
+        ok_of(p.call(MSG_CHUNK_PUT, pb((1, pb((1, v), (2, addr), (3, token)))), hdr + payload),
+              MSG_CHUNK_PUT)
+    finally:
+        p.close()
+
+    def get(cert, read_token=None, vol=owner):
+        fields = [(1, cid), (2, vol)] + ([(5, read_token)] if read_token else [])
+        return connect_and_call(cluster, addr, cert, MSG_CHUNK_GET, pb(*fields))
+
+    # the owner with its capability reads the chunk back
+    r = get(cluster.cert("client"), dev_token)
+    ok_of(r, MSG_CHUNK_GET)
+    assert r[2][144:] == payload
+    # without a capability, nobody but an admin reads
+    code, msg = error_of(get(cluster.cert("client")))
+    assert code == EACCES and "capability" in msg, msg
+    ok_of(get(cluster.cert("admin")), MSG_CHUNK_GET)
+    code, msg = error_of(get(cluster.cert("vendor2")))
+    assert code == EACCES, msg
+    # bob: dev's capability is not his; his own is for another volume
+    bob = cluster.cert("client-bob") if os.path.exists(cluster.cert("client-bob")[0]) \
+        else cluster.issue("client", "bob")
+    code, msg = error_of(get(bob, dev_token))
+    assert code == EACCES and "client:dev" in msg, msg
+    conf = cluster.client_conf_for(*bob, name="bob")
+    run([pstore_bin(), "-c", conf, "volume", "create", "bobvol2", "--copies", "1"])
+    bp = Peer(cluster, cluster.fat_addr(), bob)
+    try:
+        bob_token = ok_of(bp.call(MSG_VOLUME_GET, pb((1, "bobvol2"))), MSG_VOLUME_GET)[8][0]
+    finally:
+        bp.close()
+    code, msg = error_of(get(bob, bob_token))
+    assert code == EACCES and "another volume" in msg, msg
+    # a capability for bob's volume with dev's chunk id: no such chunk there
+    bob_volume = pb_decode(pb_decode(bob_token)[1][0])[10][0]  # ReadCap.volume_id
+    code, msg = error_of(get(bob, bob_token, vol=bob_volume))
+    assert code == ENOENT, msg  # the chunk's owner is not bob's volume
