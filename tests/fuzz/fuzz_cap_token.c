@@ -6,7 +6,7 @@
  *   odd:  the rest is a CapToken body, which the target signs with the key
  *         and verifies, so that the decoding behind the signature check
  *         (field sizes) is fuzzed too.
- * A token that verifies must round-trip: re-signing its fields and
+ * A wire token that verifies must round-trip: re-signing its fields and
  * verifying again gives the same fields.
  */
 #include <stdlib.h>
@@ -96,7 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 	}
 	memset(&t, 0, sizeof(t));
-	if (cap_token_verify(fuzz_key(), buf, len, &t) == 0)
+	/* The round trip costs two more Ed25519 operations: only for tokens
+	 * from the wire, not for every body the target signed itself. */
+	if (cap_token_verify(fuzz_key(), buf, len, &t) == 0 && (data[0] & 1) == 0)
 		roundtrip(&t);
 	free(buf);
 	return 0;

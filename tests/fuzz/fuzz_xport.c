@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common.h"
 #include "fuzz_common.h"
 #include "pstore.pb-c.h"
 #include "xport.h"
@@ -123,6 +124,7 @@ int xport_reply(struct xport_req *req, const ProtobufCMessage *msg, const void *
 			x ^= ((const uint8_t *)data)[i];
 		(void)x;
 	}
+	log_debug("fuzz: type %u from %s -> reply", req->type, req->peer);
 	req_done(req, false);
 	return rc;
 }
@@ -139,6 +141,7 @@ int xport_reply_error(struct xport_req *req, int code, const char *fmt, ...)
 	va_end(ap);
 	err.code = code < 0 ? -code : code ? code : EIO;
 	err.message = msg;
+	log_debug("fuzz: type %u from %s -> error %d: %s", req->type, req->peer, err.code, msg);
 	rc = pack_check(&err.base, 0);
 	req_done(req, true);
 	return rc;
