@@ -224,8 +224,12 @@ static int load_config(struct cmd_opts *o)
 		return -ENOMEM;
 	if (o->no_writeback)
 		c->writeback = false;
-	if (o->ro)
+	if (o->ro) {
 		c->readonly = true;
+		/* with the writeback cache the kernel keeps its own file sizes:
+		 * a read-only mount must take the writer's */
+		c->writeback = false;
+	}
 	if (o->cache_max && set_uint(o->cache_max, 1u << 20, UINT64_C(1) << 50, &c->cache_max) < 0) {
 		log_err("-o cache_max=%s: give a size of at least 1M (e.g. 64M, 2G)", o->cache_max);
 		return -EINVAL;

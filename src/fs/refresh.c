@@ -435,7 +435,7 @@ unlock:
 		fuse_lowlevel_notify_inval_inode(fs.se, inval.ino[i], 0, 0);
 out:
 	if (rc == 0)
-		log_debug("refresh: %zu mirror entries, %zu inodes changed", mir.n, inval.n);
+		log_info("refresh: %zu mirror entries, %zu inodes changed", mir.n, inval.n);
 	free(nodes);
 	free(inval.ino);
 	free(fix.ino);

@@ -432,3 +432,80 @@ class TlsPeer:
             self.sock.close()
         except OSError:
             pass
+
+
+# ---------------------------------------------------------------- client options, extra mounts
+
+def set_client_option(cluster, key, value):
+    """Sets [client] key = value in the cluster's client.conf (takes effect at
+    the next start of pstorefs)."""
+    path = cluster.client_conf
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out, in_client, done = [], False, False
+    for ln in lines:
+        s = ln.strip()
+        if s.startswith("["):
+            if in_client and not done:
+                out.append("%s = %s" % (key, value))
+                done = True
+            in_client = s == "[client]"
+        elif in_client and s.split("=")[0].strip() == key:
+            if not done:
+                out.append("%s = %s" % (key, value))
+                done = True
+            continue
+        out.append(ln)
+    if in_client and not done:
+        out.append("%s = %s" % (key, value))
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def pstorefs_bin():
+    return binary("pstorefs", "src/fs")
+
+
+def mount_extra(cluster, mountpoint, state, cache, opts="", check=True, timeout=60):
+    """Mounts the cluster's volume a second time (pstorefs daemonizes once the
+    mount is ready or failed).  Returns the CompletedProcess."""
+    os.makedirs(mountpoint, exist_ok=True)
+    o = "config=%s,volume=default,state=%s,cache=%s,log=%s" % (
+        cluster.client_conf, state, cache, os.path.join(os.path.dirname(state), "pstorefs.log"))
+    if opts:
+        o += "," + opts
+    os.makedirs(os.path.dirname(state), exist_ok=True)
+    return run([pstorefs_bin(), "-o", o, mountpoint], timeout=timeout, check=check)
+
+
+def unmount_extra(mountpoint):
+    subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True)
+    subprocess.run(["fusermount3", "-uz", mountpoint], capture_output=True)
+
+
+def pstorefs_pids_for(mountpoint):
+    """pids of pstorefs processes serving mountpoint (by command line)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"pstorefs") and mountpoint.encode() in argv:
+            pids.append(int(d))
+    return pids
+
+
+def dir_disk_usage(path):
+    """Bytes of disk the files under path take (st_blocks), holes excluded."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for n in files:
+            try:
+                total += os.lstat(os.path.join(root, n)).st_blocks * 512
+            except OSError:
+                pass
+    return total
