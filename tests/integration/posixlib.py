@@ -172,7 +172,7 @@ def compare(scenario, local_dir, mount_dir):
 class SmallVolume:
     """A volume with a small chunk size on its own pstorefs mount."""
 
-    def __init__(self, cluster, name="small", chunk="64K"):
+    def __init__(self, cluster, name="small", chunk="64K", copies=1):
         self.c = cluster
         self.name = name
         self.base = os.path.join(cluster.base, "vol-" + name)
@@ -181,7 +181,7 @@ class SmallVolume:
         self.cache = os.path.join(self.base, "cache")
         self.log = os.path.join(self.base, "pstorefs.log")
         os.makedirs(self.mount, exist_ok=True)
-        cluster.cli("volume", "create", name, "--chunk-size", chunk)
+        cluster.cli("volume", "create", name, "--chunk-size", chunk, "--copies", str(copies))
 
     def up(self):
         opts = "config=%s,volume=%s,state=%s,cache=%s,log=%s" % (
