@@ -178,3 +178,66 @@ def test_user_cannot_fetch_another_users_chunks(cluster):
     bob_volume = pb_decode(pb_decode(bob_token)[1][0])[10][0]  # ReadCap.volume_id
     code, msg = error_of(get(bob, bob_token, vol=bob_volume))
     assert code == ENOENT, msg  # the chunk's owner is not bob's volume
+
+
+def _set_fatd_user(cluster, user):
+    conf = cluster.proc("fatd1")["config"]
+    with open(conf) as f:
+        lines = [l for l in f.read().splitlines() if not l.startswith("user =")]
+    if user:
+        lines.insert(lines.index("[fatd]") + 1, "user = %s" % user)
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _uid_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:]]
+    raise AssertionError("no Uid line")
+
+
+def test_fatd_drops_privileges(cluster):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    data = cluster.proc("fatd1")["data"][0]
+    cluster.stop("fatd1")
+    try:
+        # the data must belong to the user; the CRL must stay readable for reloads
+        for dp, dns, fns in os.walk(data):
+            for n in [dp] + [os.path.join(dp, x) for x in fns]:
+                os.chown(n, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(cluster.pki, 0o711)
+        _set_fatd_user(cluster, "nobody")
+        cluster.start("fatd1")
+        pid = cluster.proc("fatd1")["pid"]
+        assert _uid_of(pid) == [nobody.pw_uid] * 4
+        assert "running as user nobody" in cluster.log("fatd1")
+        ok_of(connect_and_call(cluster, cluster.fat_addr(), cluster.cert("client"),
+                               MSG_VOLUME_LIST), MSG_VOLUME_LIST)
+        cluster.cli("volume", "create", "after-drop", "--copies", "1")
+        # a user that does not exist: a warning, and the daemon keeps running as root
+        cluster.stop("fatd1")
+        _set_fatd_user(cluster, "no-such-pstore-user")
+        cluster.start("fatd1")
+        assert _uid_of(cluster.proc("fatd1")["pid"])[0] == 0
+        assert "does not exist: continuing as root" in cluster.log("fatd1")
+    finally:
+        cluster.stop("fatd1")
+        _set_fatd_user(cluster, None)
+        os.chmod(cluster.pki, 0o700)
+        cluster.start("fatd1")
+
+
+def test_key_files_are_private(cluster):
+    """pstore ca writes every private key 0600 in a 0700 CA directory; the
+    FAT signing key is 0600 too; no daemon warns about a readable key."""
+    assert os.stat(cluster.pki).st_mode & 0o777 == 0o700
+    keys = [os.path.join(cluster.pki, n) for n in os.listdir(cluster.pki) if n.endswith(".key")]
+    keys.append(os.path.join(cluster.proc("fatd1")["data"][0], "signing.key"))
+    assert len(keys) >= 5
+    for k in keys:
+        assert os.stat(k).st_mode & 0o777 == 0o600, k
+    for p in ("fatd1", "vendor1", "vendor2"):
+        assert "may be read by others" not in cluster.log(p)
