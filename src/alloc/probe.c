@@ -68,6 +68,7 @@ struct pvendor {
 	uint32_t lat_us[LAT_WIN];
 	unsigned n_lat, lat_pos;
 	unsigned inflight;
+	bool stalled;              /* missed a hedge bound; cleared when a read ends */
 	uint64_t reads, read_bytes, read_fail, hedges, hedge_wins;
 	/* verdict of the last round */
 	struct score_out so;
@@ -811,7 +812,7 @@ unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n,
 			cost = (double)est;
 		k[i].id = in[i];
 		k[i].pos = i;
-		k[i].bad = pen || (v && v->scored && v->so.discard);
+		k[i].bad = pen || (v && ((v->scored && v->so.discard) || v->stalled));
 		k[i].cost = cost * (1.0 + (v ? v->inflight : 0));
 	}
 	*hedge = p->conf.hedge;
@@ -885,6 +886,7 @@ void probe_read_end(struct alloc_ctx *a, uint32_t vendor_id, bool ok, uint64_t u
 	if (v) {
 		if (v->inflight)
 			v->inflight--;
+		v->stalled = false; /* it answered (or gave up): judge it afresh */
 		outcome(p, v, ok);
 		if (ok) {
 			v->lat_us[v->lat_pos] = (uint32_t)MIN(us, (uint64_t)UINT32_MAX);
@@ -913,8 +915,10 @@ void probe_note_hedge(struct alloc_ctx *a, uint32_t slow_vendor)
 	vstats_fail(a->vstats, slow_vendor, now_ms());
 	pthread_mutex_lock(&p->lock);
 	v = pv_find(p, slow_vendor);
-	if (v)
+	if (v) {
 		v->hedges++;
+		v->stalled = true;
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1061,6 +1065,7 @@ json_object *alloc_probe_report(struct alloc_ctx *a)
 		json_object_object_add(o, "read_bytes", json_object_new_uint64(v->read_bytes));
 		json_object_object_add(o, "read_failures", json_object_new_uint64(v->read_fail));
 		json_object_object_add(o, "inflight", json_object_new_int64(v->inflight));
+		json_object_object_add(o, "stalled", json_object_new_boolean(v->stalled));
 		json_object_object_add(o, "hedges", json_object_new_uint64(v->hedges));
 		json_object_object_add(o, "hedge_wins", json_object_new_uint64(v->hedge_wins));
 		json_object_array_add(arr, o);
