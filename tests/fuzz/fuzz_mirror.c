@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = mirror_key_chunk(kbuf, a, b);
 		break;
 	default:
-		abort();
+		goto out; /* a kind this target has no round-trip check for (e.g. xattrs) */
 	}
 	if (n != klen || memcmp(kbuf, key, n) != 0)
 		abort();
