@@ -13,7 +13,9 @@
  * changes (checked at most once a second, when a connection is made), and
  * on demand (xport_tls_reload_crl, SIGHUP in the daemons).  A CRL whose
  * signature is not the CA's, or that has expired, is refused: the previous
- * one stays in force.  Connections already established are not re-checked.
+ * one stays in force.  Servers re-check an established connection's peer
+ * against a newer CRL before its next request (xport_tls_crl_generation,
+ * xport_tls_peer_revoked) and close it if the certificate was revoked.
  */
 #include <errno.h>
 #include <limits.h>
@@ -28,6 +30,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "common.h"
 #include "xport.h"
@@ -44,6 +47,7 @@ struct xport_crl {
 	struct stat st;	   /* of the file loaded into store */
 	uint64_t checked_ms;
 	uint64_t crl_number; /* of the loaded CRL, for the logs */
+	uint64_t generation; /* bumped by every load */
 	unsigned revoked;
 };
 
@@ -236,6 +240,7 @@ static int crl_load_locked(struct xport_crl *c, const struct stat *st)
 	c->st = *st;
 	c->crl_number = number;
 	c->revoked = revoked;
+	c->generation++;
 	log_info("CRL %s loaded (number %llu, %u revoked certificates)", c->path,
 		 (unsigned long long)number, revoked);
 	return 0;
@@ -335,4 +340,48 @@ SSL *xport_tls_ssl_new(struct xport_tls *tls)
 	pthread_mutex_unlock(&c->mu);
 	X509_VERIFY_PARAM_set_flags(SSL_get0_param(ssl), X509_V_FLAG_CRL_CHECK);
 	return ssl;
+}
+
+uint64_t xport_tls_crl_generation(struct xport_tls *tls)
+{
+	struct xport_crl *c = tls ? tls->crl : NULL;
+	uint64_t g;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	if (now_ms() - c->checked_ms >= XPORT_CRL_CHECK_MS)
+		crl_reload_locked(c, false);
+	g = c->generation;
+	pthread_mutex_unlock(&c->mu);
+	return g;
+}
+
+bool xport_tls_peer_revoked(struct xport_tls *tls, SSL *ssl)
+{
+	struct xport_crl *c = tls ? tls->crl : NULL;
+	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	STACK_OF(X509) *chain = ssl ? SSL_get_peer_cert_chain(ssl) : NULL;
+	X509_STORE_CTX *ctx;
+	X509_STORE *store;
+	bool revoked = false;
+
+	if (!c || !peer)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	store = c->store;
+	X509_STORE_up_ref(store);
+	pthread_mutex_unlock(&c->mu);
+	ctx = X509_STORE_CTX_new();
+	if (ctx && X509_STORE_CTX_init(ctx, store, peer, chain) == 1) {
+		X509_STORE_CTX_set_purpose(ctx, tls->server ? X509_PURPOSE_SSL_CLIENT
+							    : X509_PURPOSE_SSL_SERVER);
+		if (X509_verify_cert(ctx) != 1 &&
+		    X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_REVOKED)
+			revoked = true;
+	}
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return revoked;
 }

@@ -83,6 +83,7 @@ struct xport_conn {
 	struct xport_server *srv;
 	char peer[128];
 	char peer_addr[64];
+	uint64_t crl_gen;            /* loop thread: CRL the peer was last checked against */
 };
 
 static void conn_unref(struct xport_conn *c)
@@ -249,6 +250,16 @@ static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
 		need = XPORT_FRAME_HDR_LEN + (size_t)h.ctl_len + h.data_len;
 		if (evbuffer_get_length(in) < need)
 			return;
+		/* A certificate revoked since the handshake ends the connection. */
+		if (xport_tls_crl_generation(c->srv->tls) != c->crl_gen) {
+			c->crl_gen = xport_tls_crl_generation(c->srv->tls);
+			if (xport_tls_peer_revoked(c->srv->tls, bufferevent_openssl_get_ssl(bev))) {
+				log_warn("%s (%s): certificate revoked, closing", c->peer_addr,
+					 c->peer);
+				conn_close(c);
+				return;
+			}
+		}
 		if (c->peer[0] == '\0') {
 			SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
@@ -336,6 +347,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = calloc(1, sizeof(*c));
 	ssl = xport_tls_ssl_new(srv->tls);
+	if (c)
+		c->crl_gen = xport_tls_crl_generation(srv->tls);
 	if (!c || !ssl) {
 		free(c);
 		SSL_free(ssl);

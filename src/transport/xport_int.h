@@ -21,6 +21,12 @@ struct xport_tls {
  * CRL when one is configured (reloaded first if the file changed). */
 SSL *xport_tls_ssl_new(struct xport_tls *tls);
 void xport_crl_free(struct xport_crl *c);
+/* The CRL's load count (0 without a CRL), after reloading it if the file
+ * changed (checked at most once a second). */
+uint64_t xport_tls_crl_generation(struct xport_tls *tls);
+/* True if the peer certificate of an established ssl is revoked by the
+ * current CRL. */
+bool xport_tls_peer_revoked(struct xport_tls *tls, SSL *ssl);
 /* Warns (log) when a private key file may be read by group or others. */
 void xport_key_mode_check(const char *key_file);
 

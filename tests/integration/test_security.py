@@ -50,6 +50,9 @@ def test_revoked_certificate_is_refused(cluster):
     cert = cluster.issue("client", "carol")
     for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(2), MSG_PING)):
         ok_of(connect_and_call(cluster, addr, cert, mtype), mtype)
+    # connections open at the revocation are cut before their next request
+    held = Peer(cluster, cluster.vendor_addr(2), cert)
+    ok_of(held.call(MSG_PING), MSG_PING)
     cluster.ca("revoke", cert[0])
     listed = {c["id"]: c for c in __import__("json").loads(
         cluster.ca("list", "--json").stdout)["certificates"] if c["role"] == "client"}
@@ -58,6 +61,8 @@ def test_revoked_certificate_is_refused(cluster):
     for addr, mtype in ((cluster.fat_addr(), MSG_VOLUME_LIST), (cluster.vendor_addr(2), MSG_PING)):
         wait_for(lambda: connect_and_call(cluster, addr, cert, mtype) is None, 10,
                  what="%s refusing the revoked certificate" % addr)
+    assert held.call(MSG_PING) is None, "a connection of a revoked peer was still served"
+    held.close()
     # the CLI with that certificate fails; the others still work
     conf = cluster.client_conf_for(*cert, name="carol")
     r = run([pstore_bin(), "-c", conf, "volume", "list"], check=False, timeout=60)
