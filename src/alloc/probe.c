@@ -39,10 +39,10 @@
 #include "alloc_int.h"
 #include "probe_wire.h"
 
-#define RTT_WIN 16      /* UDP RTT samples kept per vendor */
-#define LAT_WIN 32      /* fetch latencies kept per vendor (hedge bound) */
+#define RTT_WIN 16 /* UDP RTT samples kept per vendor */
+#define LAT_WIN 32 /* fetch latencies kept per vendor (hedge bound) */
 #define MAX_VENDORS 1024
-#define GAP_MS 2        /* between a vendor's successive probes of one round */
+#define GAP_MS 2 /* between a vendor's successive probes of one round */
 
 struct pvendor {
 	uint32_t id;
@@ -52,23 +52,23 @@ struct pvendor {
 	uint64_t free, capacity;
 	uint32_t load;
 	/* TLS ping */
-	double ping_ms;            /* last; < 0 unknown */
+	double ping_ms; /* last; < 0 unknown */
 	uint8_t cookie[PROBE_COOKIE_LEN];
 	bool have_cookie;
 	uint16_t udp_port;
 	/* UDP probes */
 	uint32_t rtt_us[RTT_WIN];
 	unsigned n_rtt, rtt_pos;
-	int hops;                  /* < 0 unknown */
-	double succ_w, tot_w;      /* decayed answered / sent */
+	int hops;	      /* < 0 unknown */
+	double succ_w, tot_w; /* decayed answered / sent */
 	uint32_t samples, silent;
-	uint64_t recent;           /* bit i: the i-th last probe was answered */
+	uint64_t recent; /* bit i: the i-th last probe was answered */
 	unsigned n_recent;
 	/* reads */
 	uint32_t lat_us[LAT_WIN];
 	unsigned n_lat, lat_pos;
 	unsigned inflight;
-	bool stalled;              /* missed a hedge bound; cleared when a read ends */
+	bool stalled; /* missed a hedge bound; cleared when a read ends */
 	uint64_t reads, read_bytes, read_fail, hedges, hedge_wins;
 	/* verdict of the last round */
 	struct score_out so;
@@ -78,19 +78,19 @@ struct pvendor {
 struct probe {
 	struct alloc_ctx *a;
 	struct alloc_probe_conf conf; /* read-only after start */
-	double decay;                 /* per probe: 0.5^(1/halflife) */
+	double decay;		      /* per probe: 0.5^(1/halflife) */
 	pthread_t thr;
 	bool started;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;          /* CLOCK_MONOTONIC: stop, thread slots */
-	bool stop;                    /* lock */
-	struct pvendor *v;            /* lock */
-	size_t n, cap;                /* lock */
-	uint64_t rounds;              /* lock */
-	unsigned copies;              /* lock: of the last round's volume */
-	uint32_t pin;                 /* lock */
-	unsigned threads;             /* lock: fetch threads running */
-	uint32_t seq;                 /* prober thread only */
+	pthread_cond_t cond; /* CLOCK_MONOTONIC: stop, thread slots */
+	bool stop;	     /* lock */
+	struct pvendor *v;   /* lock */
+	size_t n, cap;	     /* lock */
+	uint64_t rounds;     /* lock */
+	unsigned copies;     /* lock: of the last round's volume */
+	uint32_t pin;	     /* lock */
+	unsigned threads;    /* lock: fetch threads running */
+	uint32_t seq;	     /* prober thread only */
 };
 
 /* ---- the table (lock held) ---- */
@@ -274,8 +274,8 @@ static int refresh_vendors(struct probe *p)
 		v->alive = vr->alive;
 		v->capacity = vr->capacity;
 		avail = vr->capacity > vr->used + vr->reserved
-				? vr->capacity - vr->used - vr->reserved
-				: 0;
+			    ? vr->capacity - vr->used - vr->reserved
+			    : 0;
 		v->free = MIN(vr->free, avail);
 		v->load = vr->stats ? vr->stats->load : 0;
 	}
@@ -291,8 +291,9 @@ static void ping_one(struct probe *p, struct target *t)
 	uint64_t t0 = now_us();
 	int rc;
 
-	rc = xport_call(p->a->pool, t->addr, MSG_PING, &e.base, NULL, 0,
-			&pstore__ping_reply__descriptor, &rep, (int)p->conf.timeout_ms, NULL, 0);
+	rc =
+	    xport_call(p->a->pool, t->addr, MSG_PING, &e.base, NULL, 0,
+		       &pstore__ping_reply__descriptor, &rep, (int)p->conf.timeout_ms, NULL, 0);
 	if (rc < 0) {
 		if (alloc_err_transient(rc))
 			xport_pool_forget(p->a->pool, t->addr);
@@ -379,7 +380,8 @@ static void drain(int fd, struct target *t, size_t n, unsigned probes)
 			continue;
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TTL) ||
-			    (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_HOPLIMIT)) {
+			    (cm->cmsg_level == IPPROTO_IPV6 &&
+			     cm->cmsg_type == IPV6_HOPLIMIT)) {
 				int v;
 
 				memcpy(&v, CMSG_DATA(cm), sizeof(v));
@@ -451,8 +453,8 @@ static void udp_round(struct probe *p, struct target *t, size_t n)
 			probe_encode(&m, buf);
 			x->sent_us[k] = m.t_send;
 			/* a send the path refuses counts as a lost probe */
-			(void)sendto(fd, buf, PROBE_LEN, MSG_DONTWAIT, (struct sockaddr *)&x->ss,
-				     x->sl);
+			(void)sendto(fd, buf, PROBE_LEN, MSG_DONTWAIT,
+				     (struct sockaddr *)&x->ss, x->sl);
 			x->sent[k] = true;
 		}
 		/* listen between sends so that replies are timed when they arrive */
@@ -470,7 +472,8 @@ static void udp_round(struct probe *p, struct target *t, size_t n)
 	}
 	deadline = now_ms() + p->conf.timeout_ms;
 	while (!all_in(t, n, probes)) {
-		struct pollfd pf[2] = {{.fd = fd4, .events = POLLIN}, {.fd = fd6, .events = POLLIN}};
+		struct pollfd pf[2] = {{.fd = fd4, .events = POLLIN},
+				       {.fd = fd6, .events = POLLIN}};
 		uint64_t now = now_ms();
 
 		if (now >= deadline)
@@ -632,7 +635,8 @@ int alloc_probe_start(struct alloc_ctx *a, const struct alloc_probe_conf *c)
 	a->probe = p;
 	log_info("probe: probing vendors every %u ms (%u UDP probes each; weights rtt %g hops "
 		 "%g avail %g free %g load %g)",
-		 c->interval_ms, c->probes, c->w_rtt, c->w_hops, c->w_avail, c->w_free, c->w_load);
+		 c->interval_ms, c->probes, c->w_rtt, c->w_hops, c->w_avail, c->w_free,
+		 c->w_load);
 	return 0;
 }
 
@@ -679,7 +683,8 @@ void probe_free(struct alloc_ctx *a)
 	}
 	if (p->threads > 0) {
 		/* cannot happen with bounded calls; leaking beats a use after free */
-		log_err("probe: %u fetch threads did not finish; leaving the table", p->threads);
+		log_err("probe: %u fetch threads did not finish; leaving the table",
+			p->threads);
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
@@ -776,8 +781,8 @@ struct rkey {
 	double cost;
 };
 
-unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n,
-			  uint32_t *out, bool *hedge)
+unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n, uint32_t *out,
+			  bool *hedge)
 {
 	struct probe *p = a->probe;
 	struct rkey k[CHUNK_MAX_CHAIN];
@@ -822,9 +827,9 @@ unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n,
 		unsigned j = i;
 
 		while (j > 0 && (t.bad != k[j - 1].bad
-					 ? !t.bad
-					 : (t.cost != k[j - 1].cost ? t.cost < k[j - 1].cost
-								   : t.pos < k[j - 1].pos))) {
+				     ? !t.bad
+				     : (t.cost != k[j - 1].cost ? t.cost < k[j - 1].cost
+								: t.pos < k[j - 1].pos))) {
 			k[j] = k[j - 1];
 			j--;
 		}
@@ -1030,11 +1035,13 @@ json_object *alloc_probe_report(struct alloc_ctx *a)
 		json_object_object_add(o, "zone", json_object_new_string(v->zone));
 		json_object_object_add(o, "alive", json_object_new_boolean(v->alive));
 		json_object_object_add(o, "rtt_ms", rtt >= 0 ? jdbl(rtt, 3) : NULL);
-		json_object_object_add(o, "ping_ms", v->ping_ms >= 0 ? jdbl(v->ping_ms, 3) : NULL);
+		json_object_object_add(o, "ping_ms",
+				       v->ping_ms >= 0 ? jdbl(v->ping_ms, 3) : NULL);
 		json_object_object_add(o, "udp", json_object_new_boolean(v->have_cookie));
-		json_object_object_add(o, "hops", v->hops >= 0 ? json_object_new_int(v->hops) : NULL);
-		json_object_object_add(
-		    o, "availability", jdbl(v->tot_w > 0 ? v->succ_w / v->tot_w : 0, 3));
+		json_object_object_add(o, "hops",
+				       v->hops >= 0 ? json_object_new_int(v->hops) : NULL);
+		json_object_object_add(o, "availability",
+				       jdbl(v->tot_w > 0 ? v->succ_w / v->tot_w : 0, 3));
 		json_object_object_add(o, "probes", json_object_new_int64(v->samples));
 		json_object_object_add(o, "recent_answered", json_object_new_int64(ok));
 		json_object_object_add(o, "recent_sent", json_object_new_int64(bits));
@@ -1063,7 +1070,8 @@ json_object *alloc_probe_report(struct alloc_ctx *a)
 		json_object_object_add(o, "hedge_ms", jdbl(bound_us(p, v) / 1000.0, 1));
 		json_object_object_add(o, "reads", json_object_new_uint64(v->reads));
 		json_object_object_add(o, "read_bytes", json_object_new_uint64(v->read_bytes));
-		json_object_object_add(o, "read_failures", json_object_new_uint64(v->read_fail));
+		json_object_object_add(o, "read_failures",
+				       json_object_new_uint64(v->read_fail));
 		json_object_object_add(o, "inflight", json_object_new_int64(v->inflight));
 		json_object_object_add(o, "stalled", json_object_new_boolean(v->stalled));
 		json_object_object_add(o, "hedges", json_object_new_uint64(v->hedges));

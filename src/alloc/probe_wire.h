@@ -48,7 +48,7 @@ struct probe_msg {
 	uint32_t seq;
 	uint8_t nonce[PROBE_NONCE_LEN];
 	uint8_t cookie[PROBE_COOKIE_LEN]; /* request only */
-	uint32_t load;                    /* reply only */
+	uint32_t load;			  /* reply only */
 	uint64_t t_send;
 };
 

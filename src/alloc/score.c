@@ -186,8 +186,8 @@ void score_compute(const struct alloc_probe_conf *c, const struct score_in *in,
 	out->c_rtt = in->rtt_ms >= 0 ? c->rtt_ref_ms / (c->rtt_ref_ms + in->rtt_ms) : 0.5;
 	out->c_hops = in->hops >= 0 ? 1.0 / (1.0 + in->hops) : 0.5;
 	out->c_avail = in->samples ? in->avail : 0.5;
-	out->c_free = in->capacity ? (double)MIN(in->free, in->capacity) / (double)in->capacity
-				   : 0;
+	out->c_free =
+	    in->capacity ? (double)MIN(in->free, in->capacity) / (double)in->capacity : 0;
 	out->c_load = c->load_ref / (c->load_ref + in->load);
 	out->score = wsum > 0 ? (c->w_rtt * out->c_rtt + c->w_hops * out->c_hops +
 				 c->w_avail * out->c_avail + c->w_free * out->c_free +

@@ -17,13 +17,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pstore probe [--json] [--pin ID] [--timeout MS] MOUNT\n"
-		   "\n"
-		   "Each candidate vendor as the mount's path probing sees it: RTT (median of\n"
-		   "UDP probes), hop count, availability, free space, load, score and the\n"
-		   "verdict: chosen (new chunks go there), standby, or discarded with the\n"
-		   "reason.  --pin ID sends the mount's reads to vendor ID whenever it holds a\n"
-		   "replica (diagnostics; --pin 0 restores the normal choice).\n");
+	fprintf(f,
+		"usage: pstore probe [--json] [--pin ID] [--timeout MS] MOUNT\n"
+		"\n"
+		"Each candidate vendor as the mount's path probing sees it: RTT (median of\n"
+		"UDP probes), hop count, availability, free space, load, score and the\n"
+		"verdict: chosen (new chunks go there), standby, or discarded with the\n"
+		"reason.  --pin ID sends the mount's reads to vendor ID whenever it holds a\n"
+		"replica (diagnostics; --pin 0 restores the normal choice).\n");
 }
 
 static const char *jstr(json_object *o, const char *k)
@@ -47,7 +48,8 @@ static void print_table(json_object *r)
 	char fbuf[16];
 	bool have;
 
-	if (!json_object_object_get_ex(r, "vendors", &vs) || !json_object_is_type(vs, json_type_array))
+	if (!json_object_object_get_ex(r, "vendors", &vs) ||
+	    !json_object_is_type(vs, json_type_array))
 		return;
 	printf("%-6s %-21s %-10s %9s %4s %6s %10s %4s %6s  %s\n", "VENDOR", "ADDRESS", "ZONE",
 	       "RTT(ms)", "HOPS", "AVAIL", "FREE", "LOAD", "SCORE", "VERDICT");
@@ -75,11 +77,11 @@ static void print_table(json_object *r)
 int cmd_probe(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"pin", required_argument, NULL, 'p'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"pin", required_argument, NULL, 'p'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	json_object *req, *reply = NULL, *ok, *err;
 	char mnt[PATH_MAX];
@@ -138,8 +140,9 @@ int cmd_probe(struct cli *c, int argc, char **argv)
 	}
 	if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
 		fprintf(stderr, "pstore: %s: %s\n", mnt,
-			json_object_object_get_ex(reply, "error", &err) ? json_object_get_string(err)
-									: "no reason given");
+			json_object_object_get_ex(reply, "error", &err)
+			    ? json_object_get_string(err)
+			    : "no reason given");
 		json_object_put(reply);
 		return CLI_FAIL;
 	}

@@ -36,12 +36,12 @@
 #include "xport.h"
 
 #define COOKIE_EPOCH_MS 600000u
-#define RATE_ALL 2000      /* replies/s, whole responder */
+#define RATE_ALL 2000 /* replies/s, whole responder */
 #define BURST_ALL 400
-#define RATE_SRC 200       /* replies/s per source address */
+#define RATE_SRC 200 /* replies/s per source address */
 #define BURST_SRC 50
 #define SRC_BUCKETS 1024
-#define BATCH 64           /* datagrams read per wake-up */
+#define BATCH 64 /* datagrams read per wake-up */
 
 struct bucket {
 	double tokens;
@@ -54,8 +54,8 @@ struct vprobe {
 	uint16_t port;
 	struct event *ev;
 	uint8_t secret[32];
-	struct bucket all;                 /* loop thread only */
-	struct bucket src[SRC_BUCKETS];    /* loop thread only */
+	struct bucket all;					      /* loop thread only */
+	struct bucket src[SRC_BUCKETS];				      /* loop thread only */
 	uint64_t answered, dropped_bad, dropped_cookie, dropped_rate; /* loop thread */
 };
 
@@ -100,8 +100,7 @@ static int peer_ip(const char *peer_addr, char *ip, size_t len)
 	return parse_hostport(peer_addr, ip, len, &port);
 }
 
-int vprobe_cookie(const struct vprobe *p, const char *peer_addr,
-		  uint8_t out[PROBE_COOKIE_LEN])
+int vprobe_cookie(const struct vprobe *p, const char *peer_addr, uint8_t out[PROBE_COOKIE_LEN])
 {
 	char ip[INET6_ADDRSTRLEN + 1];
 
@@ -195,8 +194,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		uint8_t buf[PROBE_LEN + 1];
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss,
-				     &sl);
+		ssize_t n =
+		    recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
 
 		if (n < 0)
 			break; /* EAGAIN, or an ICMP error of an earlier reply */

@@ -221,11 +221,11 @@ static void test_ranked_placement(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_score_orders_by_path),
-		cmocka_unit_test(test_discard_reasons),
-		cmocka_unit_test(test_conf_load),
-		cmocka_unit_test(test_prefer_best_and_zones),
-		cmocka_unit_test(test_ranked_placement),
+	    cmocka_unit_test(test_score_orders_by_path),
+	    cmocka_unit_test(test_discard_reasons),
+	    cmocka_unit_test(test_conf_load),
+	    cmocka_unit_test(test_prefer_best_and_zones),
+	    cmocka_unit_test(test_ranked_placement),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
