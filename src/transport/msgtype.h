@@ -30,7 +30,7 @@ enum xport_msg_type {
 	MSG_CHUNK_PUT = 40,      /* ChunkPut + data -> ChunkPutReply */
 	MSG_CHUNK_GET = 41,      /* ChunkGet -> ChunkGetReply + data */
 	MSG_RECEIPTS = 42,       /* ReceiptBatch -> Empty */
-	MSG_PING = 43,           /* Empty -> Empty (RTT probe) */
+	MSG_PING = 43,           /* Empty -> PingReply (RTT probe; cookie for UDP probes) */
 };
 
 #endif
