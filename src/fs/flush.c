@@ -62,21 +62,6 @@ struct up {
 	uint8_t *data;
 };
 
-/* A chunk of a round once uploaded: what the commit records, and what the
- * "inflight" journal keeps until the commit is known applied or not. */
-#define INFLIGHT_MAGIC 0x46495350u /* "PSIF" */
-struct inflight_ent {
-	uint64_t ino, idx;
-	uint64_t last_seq;
-	uint32_t had_ref, lost;
-	uint8_t old_id[CHUNK_ID_LEN];
-	struct alloc_chunk_ref ref; /* the new chunk */
-};
-struct inflight_hdr {
-	uint32_t magic, version;
-	uint64_t n;
-};
-
 /* One mirror key picked for re-sending. */
 struct mop {
 	uint8_t key[FS_KEY_MAX];
@@ -90,7 +75,7 @@ struct mop {
 struct round {
 	bool urgent;
 	bool pressure; /* writers wait for dirty data to go down */
-	struct inflight_ent *ents; /* n_ups, filled after the uploads */
+	struct journal_ent *ents; /* n_ups, filled after the uploads */
 	bool ents_ready;
 	struct up *ups;
 	size_t n_ups, cap_ups;
@@ -514,62 +499,9 @@ static int round_read(struct round *r)
 	return 0;
 }
 
-/* Step 4 for one chunk: on success (ok) the chunk record takes the new ref
- * unless the chunk was dropped or replaced meanwhile (then the new chunk is
- * garbage to free); the data mark goes unless the chunk changed since the
- * pick.  On failure the mark is just no longer "uploading". */
-static int finish_one(struct fs_txn *t, const struct inflight_ent *e, bool ok)
-{
-	uint8_t key[17];
-	size_t kl = mirror_key_chunk(key, e->ino, e->idx);
-	struct fs_mark mk;
-	struct fs_chunk c;
-	bool same;
-	int rc = 0;
-
-	if (ok && !e->lost) {
-		rc = meta_chunk_get(t, e->ino, e->idx, &c);
-		if (rc < 0 && rc != -ENOENT)
-			return rc;
-		same = rc == 0 && ((c.flags & FS_CHUNK_REF)
-					   ? e->had_ref && memcmp(c.ref.chunk_id, e->old_id,
-								  CHUNK_ID_LEN) == 0
-					   : !e->had_ref);
-		rc = 0;
-		if (same) {
-			c.flags |= FS_CHUNK_REF;
-			c.ref = e->ref;
-			rc = meta_chunk_put(t, e->ino, e->idx, &c, false);
-			if (rc == 0)
-				repair_note(e->ino, e->idx, &c.ref);
-		} else {
-			/* dropped or replaced while uploading: the new chunk is
-			 * garbage, the mirror key must follow the local state */
-			rc = meta_mark(t, FS_MARK_FREED, e->ref.chunk_id, CHUNK_ID_LEN);
-			if (rc == 0)
-				rc = meta_mark(t, FS_MARK_MIRROR, key, kl);
-			if (rc == 0 && e->had_ref)
-				rc = meta_mark_del(t, FS_MARK_FREED, e->old_id, CHUNK_ID_LEN);
-		}
-		if (rc < 0)
-			return rc;
-	}
-	rc = meta_mark_get(t, FS_MARK_DATA, key, kl, &mk);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
-		return rc;
-	if ((ok || e->lost) && mk.last_seq == e->last_seq)
-		return meta_mark_del(t, FS_MARK_DATA, key, kl);
-	if (ok || e->lost)
-		mk.first_seq = e->last_seq + 1;
-	mk.uploading = 0;
-	return meta_mark_set(t, FS_MARK_DATA, key, kl, &mk);
-}
-
 /* Step 4 (success), or the undo of step 1 (failure).  A failed commit keeps
- * its inflight journal: whether the FAT applied it is settled before the
- * next round (flush_recover_inflight). */
+ * its journal: whether the FAT applied it is settled before the next
+ * round (journal.c). */
 static int round_finish(struct round *r, bool ok)
 {
 	struct fs_txn t;
@@ -578,7 +510,7 @@ static int round_finish(struct round *r, bool ok)
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; rc == 0 && i < r->n_ups; i++) {
-		struct inflight_ent e;
+		struct journal_ent e;
 
 		if (r->ents_ready) {
 			e = r->ents[i];
@@ -589,7 +521,7 @@ static int round_finish(struct round *r, bool ok)
 			e.last_seq = r->ups[i].last_seq;
 			e.lost = r->ups[i].lost;
 		}
-		rc = finish_one(&t, &e, ok && r->ents_ready);
+		rc = journal_finish_one(&t, &e, ok && r->ents_ready);
 	}
 	for (size_t i = 0; ok && rc == 0 && i < r->n_mops; i++) {
 		struct mop *op = &r->mops[i];
@@ -616,134 +548,6 @@ static int round_finish(struct round *r, bool ok)
 	if (rc == 0)
 		return meta_commit(&t);
 	meta_abort(&t);
-	return rc;
-}
-
-/* Journals the chunks about to be committed (before the commit is sent). */
-static int inflight_save(const struct round *r)
-{
-	struct inflight_hdr h = {.magic = INFLIGHT_MAGIC, .version = 1};
-	size_t len;
-	uint8_t *buf;
-	struct fs_txn t;
-	int rc;
-
-	for (size_t i = 0; i < r->n_ups; i++)
-		h.n += !r->ents[i].lost;
-	if (h.n == 0)
-		return 0;
-	len = sizeof(h) + h.n * sizeof(struct inflight_ent);
-	buf = malloc(len);
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, &h, sizeof(h));
-	for (size_t i = 0, k = 0; i < r->n_ups; i++)
-		if (!r->ents[i].lost)
-			memcpy(buf + sizeof(h) + k++ * sizeof(struct inflight_ent), &r->ents[i],
-			       sizeof(struct inflight_ent));
-	rc = meta_begin(fs.meta, true, &t);
-	if (rc == 0) {
-		rc = meta_put_blob(&t, "inflight", buf, len);
-		if (rc == 0)
-			rc = meta_commit(&t);
-		else
-			meta_abort(&t);
-	}
-	free(buf);
-	return rc;
-}
-
-/* Is chunk id committed at the FAT?  (The first chunk of the volume's chunk
- * table at or after id.) */
-static int fat_has_chunk(const uint8_t *id, bool *has)
-{
-	Pstore__ListRequest lr = PSTORE__LIST_REQUEST__INIT;
-	Pstore__ChunkListReply *cl;
-	struct xport_reply rep;
-	uint8_t before[CHUNK_ID_LEN];
-	int rc;
-
-	memcpy(before, id, CHUNK_ID_LEN);
-	for (int i = CHUNK_ID_LEN - 1; i >= 0; i--)
-		if (before[i]-- != 0)
-			break;
-	lr.volume = fs.vol.name;
-	lr.after.data = before;
-	lr.after.len = CHUNK_ID_LEN;
-	lr.limit = 1;
-	memset(&rep, 0, sizeof(rep));
-	rc = alloc_fat_call(fs.alloc, MSG_CHUNK_LIST, &lr.base, &pstore__chunk_list_reply__descriptor,
-			    &rep);
-	if (rc < 0)
-		return rc;
-	cl = (Pstore__ChunkListReply *)rep.msg;
-	if (!cl) {
-		xport_reply_clear(&rep);
-		return -EBADMSG;
-	}
-	*has = cl->n_chunks > 0 && cl->chunks[0]->chunk_id.len == CHUNK_ID_LEN &&
-	       memcmp(cl->chunks[0]->chunk_id.data, id, CHUNK_ID_LEN) == 0;
-	xport_reply_clear(&rep);
-	return 0;
-}
-
-int flush_recover_inflight(void)
-{
-	struct inflight_hdr h;
-	const struct inflight_ent *ents;
-	struct fs_txn t;
-	void *buf = NULL;
-	size_t len = 0;
-	bool applied = false;
-	int rc;
-
-	rc = meta_begin(fs.meta, false, &t);
-	if (rc < 0)
-		return rc;
-	rc = meta_get_var(&t, "inflight", &buf, &len);
-	meta_abort(&t);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
-		return rc;
-	if (len >= sizeof(h))
-		memcpy(&h, buf, sizeof(h));
-	if (len < sizeof(h) || h.magic != INFLIGHT_MAGIC || h.version != 1 || h.n == 0 ||
-	    h.n > MAX_UPLOAD_CHUNKS || len != sizeof(h) + h.n * sizeof(struct inflight_ent)) {
-		log_err("flush: the journal of the last commit is malformed; dropping it (`pstore "
-			"fsck` tells whether chunks leaked)");
-		h.n = 0;
-	} else {
-		/* a commit is atomic: one of its chunks tells for all of them */
-		ents = (const struct inflight_ent *)((uint8_t *)buf + sizeof(h));
-		rc = fat_has_chunk(ents[0].ref.chunk_id, &applied);
-		if (rc < 0) {
-			log_warn("flush: cannot ask the FAT whether the last commit was applied: %s",
-				 strerror(-rc));
-			free(buf);
-			return rc;
-		}
-	}
-	rc = meta_begin(fs.meta, true, &t);
-	for (uint64_t i = 0; rc == 0 && applied && i < h.n; i++) {
-		struct inflight_ent e;
-
-		memcpy(&e, (uint8_t *)buf + sizeof(h) + i * sizeof(e), sizeof(e));
-		e.lost = 0;
-		if (e.ref.n_vendors > CHUNK_MAX_CHAIN)
-			continue;
-		rc = finish_one(&t, &e, true);
-	}
-	if (rc == 0)
-		rc = meta_del_setting(&t, "inflight");
-	if (rc == 0)
-		rc = meta_commit(&t);
-	else
-		meta_abort(&t);
-	if (rc == 0 && h.n)
-		log_info("flush: the last commit before the restart (%" PRIu64 " chunks) was %s",
-			 h.n, applied ? "applied: local state updated" : "not applied: uploading again");
-	free(buf);
 	return rc;
 }
 
@@ -806,7 +610,7 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 	}
 	for (size_t i = 0, k = 0; i < r->n_ups; i++) {
 		struct up *u = &r->ups[i];
-		struct inflight_ent *e = &r->ents[i];
+		struct journal_ent *e = &r->ents[i];
 		struct alloc_chunk_ref ref;
 
 		e->ino = u->ino;
@@ -839,7 +643,7 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 		memcpy(freed[n_freed++], r->freed[i], CHUNK_ID_LEN);
 	/* a crash (or a lost reply) from here on leaves the commit in doubt:
 	 * the journal lets the next round or start settle it */
-	rc = n_ac ? inflight_save(r) : 0;
+	rc = n_ac ? journal_save(r->ents, r->n_ups) : 0;
 	if (rc < 0) {
 		log_err("flush: journaling the commit failed: %s", strerror(-rc));
 		alloc_session_abort(s);
@@ -886,7 +690,7 @@ static int flush_round(bool urgent, bool *did_work, bool *more)
 		round_free(&r);
 		return -ENOMEM;
 	}
-	rc = flush_recover_inflight();
+	rc = journal_recover();
 	if (rc < 0) {
 		round_free(&r);
 		return rc;

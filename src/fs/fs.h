@@ -11,6 +11,11 @@
  *  flush.c    the flusher thread: uploads, final-FAT commits, barriers
  *  mirror.c   the one encoding of the FAT metadata mirror, and rebuild
  *  control.c  the mount's control socket (locate, sync, status)
+ *  journal.c  the journal of a commit in doubt (crash safety)
+ *  evict.c    the cache size cap: eviction of clean chunks
+ *  lease.c    the volume writer lease of a read-write mount
+ *  refresh.c  read-only mounts following the FAT; the state dir lock
+ *  fsck.c     the check behind `pstore fsck`
  *
  * The network side (FAT calls, uploads, fetches) is src/alloc; this module
  * knows nothing of vendors beyond the ids in a chunk ref.
@@ -300,8 +305,23 @@ int flush_dirty_wait(void);
 /* A write of `bytes` touched chunks first..last of ino (dirty accounting,
  * and which chunk a file open for writing is still filling). */
 void flush_note_write(uint64_t ino, uint64_t first, uint64_t last, uint64_t bytes);
-/* Settles a commit a crash (or a lost reply) left in doubt; called at start. */
-int flush_recover_inflight(void);
+
+/* ---- journal.c: a commit in doubt ---- */
+/* A chunk of a flush round once uploaded: what the commit records. */
+struct journal_ent {
+	uint64_t ino, idx;
+	uint64_t last_seq; /* of its data mark when picked */
+	uint32_t had_ref, lost;
+	uint8_t old_id[CHUNK_ID_LEN];
+	struct alloc_chunk_ref ref; /* the new chunk */
+};
+/* Saves the entries (those not lost) before the commit is sent. */
+int journal_save(const struct journal_ent *ents, size_t n);
+/* Records the outcome for one chunk in t (ok: the commit was applied). */
+int journal_finish_one(struct fs_txn *t, const struct journal_ent *e, bool ok);
+/* Settles a journaled commit left in doubt (crash, lost reply): asks the FAT
+ * whether it was applied.  Called before every flush round. */
+int journal_recover(void);
 
 /* ---- evict.c: cache size cap ---- */
 int evict_start(void);
