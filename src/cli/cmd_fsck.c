@@ -61,10 +61,12 @@ static void print_list(json_object *r, const char *field, const char *label)
 {
 	json_object *arr;
 
-	if (!json_object_object_get_ex(r, field, &arr) || !json_object_is_type(arr, json_type_array))
+	if (!json_object_object_get_ex(r, field, &arr) ||
+	    !json_object_is_type(arr, json_type_array))
 		return;
 	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		printf("%s: %s\n", label, json_object_get_string(json_object_array_get_idx(arr, i)));
+		printf("%s: %s\n", label,
+		       json_object_get_string(json_object_array_get_idx(arr, i)));
 }
 
 static uint64_t get_u64(json_object *r, const char *field)
@@ -87,11 +89,14 @@ int cmd_fsck(struct cli *c, int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0) {
 			json = true;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: pstore fsck MOUNT [--json]\n"
-			       "Commits everything the mount holds, then checks the volume's FAT\n"
-			       "mirror (dangling entries, link counts, chunk maps) against the FAT's\n"
-			       "chunk table (missing chunks, leaks, chunks without live vendors) and\n"
-			       "the mount's local state.  Exit 0 clean, 1 errors found.\n");
+			printf(
+			    "usage: pstore fsck MOUNT [--json]\n"
+			    "Commits everything the mount holds, then checks the volume's FAT\n"
+			    "mirror (dangling entries, link counts, chunk maps) against the "
+			    "FAT's\n"
+			    "chunk table (missing chunks, leaks, chunks without live vendors) "
+			    "and\n"
+			    "the mount's local state.  Exit 0 clean, 1 errors found.\n");
 			return CLI_OK;
 		} else if (!path && argv[i][0] != '-') {
 			path = argv[i];
@@ -115,8 +120,8 @@ int cmd_fsck(struct cli *c, int argc, char **argv)
 		printf("%s: %" PRIu64 " inodes, %" PRIu64 " mirror entries, %" PRIu64
 		       " chunks at the FAT: %" PRIu64 " errors, %" PRIu64 " warnings%s\n",
 		       mnt, get_u64(r, "inodes"), get_u64(r, "mirror_entries"),
-		       get_u64(r, "fat_chunks"), get_u64(r, "n_errors"), get_u64(r, "n_warnings"),
-		       clean ? " (clean)" : "");
+		       get_u64(r, "fat_chunks"), get_u64(r, "n_errors"),
+		       get_u64(r, "n_warnings"), clean ? " (clean)" : "");
 	}
 	json_object_put(r);
 	return clean ? CLI_OK : CLI_FAIL;
@@ -140,8 +145,8 @@ int cmd_cache(struct cli *c, int argc, char **argv)
 	}
 	if (mount_of(argv[2], mnt, sizeof(mnt)) < 0 || ask(mnt, "cache_drop", 600000, &r) < 0)
 		return CLI_FAIL;
-	printf("%s: dropped %" PRIu64 " chunks (%s); %s still cached\n", mnt, get_u64(r, "chunks"),
-	       cli_human(get_u64(r, "bytes"), b1, sizeof(b1)),
+	printf("%s: dropped %" PRIu64 " chunks (%s); %s still cached\n", mnt,
+	       get_u64(r, "chunks"), cli_human(get_u64(r, "bytes"), b1, sizeof(b1)),
 	       cli_human(get_u64(r, "cached"), b2, sizeof(b2)));
 	json_object_put(r);
 	return CLI_OK;

@@ -84,11 +84,11 @@ static int writer_fn(struct fat_txn *t, void *arg)
 	if (w && alive && !mine) {
 		uint64_t left = w->expiry_ms - now;
 
-		rc = fat_fail(fc, -EBUSY,
-			      "volume %s is mounted read-write by %s (writer lease expires in "
-			      "%" PRIu64 ".%" PRIu64 " s unless renewed); mount it read-only with -o ro",
-			      req->volume, w->holder ? w->holder : "?", left / 1000,
-			      (left % 1000) / 100);
+		rc = fat_fail(
+		    fc, -EBUSY,
+		    "volume %s is mounted read-write by %s (writer lease expires in "
+		    "%" PRIu64 ".%" PRIu64 " s unless renewed); mount it read-only with -o ro",
+		    req->volume, w->holder ? w->holder : "?", left / 1000, (left % 1000) / 100);
 		fat_rec_free(w);
 		return rc;
 	}
@@ -122,7 +122,8 @@ int fat_writer_lease(struct fat_ctx *fc, const Pstore__WriterLease *req, const c
 	if (!req->volume || !fat_volume_name_ok(req->volume))
 		return fat_fail(fc, -EINVAL, "bad volume name");
 	if (req->session.len != WRITER_SESSION_LEN)
-		return fat_fail(fc, -EINVAL, "writer session must be %d bytes", WRITER_SESSION_LEN);
+		return fat_fail(fc, -EINVAL, "writer session must be %d bytes",
+				WRITER_SESSION_LEN);
 	op.out = malloc(sizeof(*op.out));
 	if (!op.out)
 		return -ENOMEM;
@@ -152,7 +153,8 @@ int fat_writer_check(struct fat_ctx *fc, struct fat_txn *t, const Pstore__Volume
 	key_writer(&k, vi->id.data);
 	rc = fat_rec_get(t, &k, &pstore__fat_writer__descriptor, (ProtobufCMessage **)&w);
 	if (rc == -ENOENT)
-		return token ? fat_fail(fc, -ESTALE, "writer token %" PRIu64
+		return token ? fat_fail(fc, -ESTALE,
+					"writer token %" PRIu64
 					" is stale: volume %s has no writer lease",
 					token, vi->name)
 			     : 0;
@@ -161,12 +163,16 @@ int fat_writer_check(struct fat_ctx *fc, struct fat_txn *t, const Pstore__Volume
 	if (token == 0) {
 		bool alive = w->expiry_ms > fc->clock();
 
-		rc = alive ? fat_fail(fc, -EBUSY, "volume %s has a live writer (%s): commits need "
-					    "its writer token", vi->name, w->holder ? w->holder : "?")
+		rc = alive ? fat_fail(fc, -EBUSY,
+				      "volume %s has a live writer (%s): commits need "
+				      "its writer token",
+				      vi->name, w->holder ? w->holder : "?")
 			   : 0;
 	} else if (token != w->token) {
-		rc = fat_fail(fc, -ESTALE, "writer token %" PRIu64 " of volume %s is stale "
-			      "(another mount took the writer lease)", token, vi->name);
+		rc = fat_fail(fc, -ESTALE,
+			      "writer token %" PRIu64 " of volume %s is stale "
+			      "(another mount took the writer lease)",
+			      token, vi->name);
 	}
 	fat_rec_free(w);
 	return rc;

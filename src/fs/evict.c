@@ -42,8 +42,8 @@ static struct touch *touches; /* touch_lock; TOUCH_SLOTS */
 static uint64_t touch_tick;   /* touch_lock */
 
 static pthread_mutex_t evict_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t evict_cond;     /* evict_lock */
-static bool evict_stopping, evict_kicked; /* evict_lock */
+static pthread_cond_t evict_cond;			      /* evict_lock */
+static bool evict_stopping, evict_kicked;		      /* evict_lock */
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER; /* one pass at a time */
 static pthread_t evict_thread;
 static bool evict_running;
@@ -91,7 +91,10 @@ static uint64_t touch_get(uint64_t ino, uint64_t idx)
 	return tick;
 }
 
-uint64_t evict_cached_bytes(void) { return atomic_load(&cached_bytes); }
+uint64_t evict_cached_bytes(void)
+{
+	return atomic_load(&cached_bytes);
+}
 
 /* ---- a pass ---- */
 

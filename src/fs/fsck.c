@@ -240,8 +240,8 @@ static int list_alive(struct fsck *f)
 	int rc;
 
 	memset(&rep, 0, sizeof(rep));
-	rc = alloc_fat_call(fs.alloc, MSG_VENDOR_LIST, NULL, &pstore__vendor_list_reply__descriptor,
-			    &rep);
+	rc = alloc_fat_call(fs.alloc, MSG_VENDOR_LIST, NULL,
+			    &pstore__vendor_list_reply__descriptor, &rep);
 	if (rc < 0)
 		return rc;
 	vl = (Pstore__VendorListReply *)rep.msg;
@@ -286,7 +286,8 @@ static int collect_inodes(struct fsck *f)
 		if (!in)
 			return -ENOMEM;
 		if (mirror_inode_decode(x->val, x->vlen, a, in) < 0) {
-			finding(f, true, "inode %" PRIu64 ": malformed record in the FAT mirror", a);
+			finding(f, true,
+				"inode %" PRIu64 ": malformed record in the FAT mirror", a);
 		} else {
 			struct ino_info *ii = &f->inodes[f->n_inodes++];
 
@@ -316,24 +317,30 @@ static void check_entries(struct fsck *f)
 			struct fs_dirent_val d;
 
 			if (mirror_dirent_decode(x->val, x->vlen, &d) < 0) {
-				finding(f, true, "dirent %.*s in directory %" PRIu64 ": malformed",
+				finding(f, true,
+					"dirent %.*s in directory %" PRIu64 ": malformed",
 					(int)MIN(nl, (size_t)64), nm, a);
 				continue;
 			}
 			p = ino_find(f, a);
 			c = ino_find(f, d.ino);
 			if (!p || (p->mode & S_IFMT) != S_IFDIR)
-				finding(f, true, "dangling dirent %.*s: directory %" PRIu64 " %s",
+				finding(f, true,
+					"dangling dirent %.*s: directory %" PRIu64 " %s",
 					(int)MIN(nl, (size_t)64), nm, a,
 					p ? "is not a directory" : "is missing");
 			if (!c) {
-				finding(f, true, "dangling dirent %.*s in %" PRIu64 ": inode %" PRIu64
-					" is missing", (int)MIN(nl, (size_t)64), nm, a, d.ino);
+				finding(f, true,
+					"dangling dirent %.*s in %" PRIu64 ": inode %" PRIu64
+					" is missing",
+					(int)MIN(nl, (size_t)64), nm, a, d.ino);
 				continue;
 			}
 			if ((c->mode & S_IFMT) != d.type)
-				finding(f, true, "dirent %.*s in %" PRIu64 ": type differs from inode %"
-					PRIu64, (int)MIN(nl, (size_t)64), nm, a, d.ino);
+				finding(f, true,
+					"dirent %.*s in %" PRIu64
+					": type differs from inode %" PRIu64,
+					(int)MIN(nl, (size_t)64), nm, a, d.ino);
 			c->links++;
 			if (p && (c->mode & S_IFMT) == S_IFDIR)
 				p->subdirs++;
@@ -343,16 +350,19 @@ static void check_entries(struct fsck *f)
 			unsigned live;
 
 			if (mirror_chunk_decode(x->val, x->vlen, &ref) < 0) {
-				finding(f, true, "chunk %" PRIu64 " of inode %" PRIu64 ": malformed",
-					b, a);
+				finding(f, true,
+					"chunk %" PRIu64 " of inode %" PRIu64 ": malformed", b,
+					a);
 				continue;
 			}
 			c = ino_find(f, a);
 			if (!c || (c->mode & S_IFMT) != S_IFREG)
-				finding(f, true, "chunk %" PRIu64 " of inode %" PRIu64 ": the inode %s",
+				finding(f, true,
+					"chunk %" PRIu64 " of inode %" PRIu64 ": the inode %s",
 					b, a, c ? "is not a regular file" : "is missing");
 			else if (b * fs.chunk_size >= c->size)
-				finding(f, true, "chunk %" PRIu64 " of inode %" PRIu64
+				finding(f, true,
+					"chunk %" PRIu64 " of inode %" PRIu64
 					" lies past the end of the file (%" PRIu64 " bytes)",
 					b, a, c->size);
 			fc = chunk_find(f, ref.chunk_id);
@@ -360,8 +370,10 @@ static void check_entries(struct fsck *f)
 				char hex[2 * CHUNK_ID_LEN + 1];
 
 				chunk_id_hex(ref.chunk_id, hex);
-				finding(f, true, "chunk %s (inode %" PRIu64 " index %" PRIu64
-					") is referenced but not in the FAT", hex, a, b);
+				finding(f, true,
+					"chunk %s (inode %" PRIu64 " index %" PRIu64
+					") is referenced but not in the FAT",
+					hex, a, b);
 				continue;
 			}
 			fc->referenced = true;
@@ -370,15 +382,18 @@ static void check_entries(struct fsck *f)
 				char hex[2 * CHUNK_ID_LEN + 1];
 
 				chunk_id_hex(ref.chunk_id, hex);
-				finding(f, live == 0, "chunk %s (inode %" PRIu64 " index %" PRIu64
-					"): %u of %u copies on live vendors", hex, a, b, live,
-					fs.vol.copies);
+				finding(f, live == 0,
+					"chunk %s (inode %" PRIu64 " index %" PRIu64
+					"): %u of %u copies on live vendors",
+					hex, a, b, live, fs.vol.copies);
 			}
 		} else if (kind == FS_KEY_XATTR) {
 			if (!ino_find(f, a))
-				finding(f, true, "xattr of inode %" PRIu64 ": the inode is missing", a);
+				finding(f, true,
+					"xattr of inode %" PRIu64 ": the inode is missing", a);
 		} else if (kind != FS_KEY_INODE) {
-			finding(f, true, "malformed key in the FAT mirror (%zu bytes)", x->klen);
+			finding(f, true, "malformed key in the FAT mirror (%zu bytes)",
+				x->klen);
 		}
 	}
 }
@@ -388,7 +403,8 @@ static void check_links(struct fsck *f)
 	struct ino_info *root = ino_find(f, FS_ROOT_INO);
 
 	if (!root || (root->mode & S_IFMT) != S_IFDIR)
-		finding(f, true, "the root directory is %s", root ? "not a directory" : "missing");
+		finding(f, true, "the root directory is %s",
+			root ? "not a directory" : "missing");
 	for (size_t i = 0; i < f->n_inodes; i++) {
 		struct ino_info *ii = &f->inodes[i];
 		bool dir = (ii->mode & S_IFMT) == S_IFDIR;
@@ -400,10 +416,11 @@ static void check_links(struct fsck *f)
 			continue;
 		}
 		if (dir && ii->ino != FS_ROOT_INO && ii->links != 1)
-			finding(f, true, "directory %" PRIu64 " has %u names", ii->ino, ii->links);
+			finding(f, true, "directory %" PRIu64 " has %u names", ii->ino,
+				ii->links);
 		if (ii->nlink != want)
-			finding(f, true, "inode %" PRIu64 ": link count %u, expected %u", ii->ino,
-				ii->nlink, want);
+			finding(f, true, "inode %" PRIu64 ": link count %u, expected %u",
+				ii->ino, ii->nlink, want);
 	}
 	for (size_t i = 0; i < f->n_chunks; i++) {
 		char hex[2 * CHUNK_ID_LEN + 1];
@@ -411,7 +428,8 @@ static void check_links(struct fsck *f)
 		if (f->chunks[i].referenced)
 			continue;
 		chunk_id_hex(f->chunks[i].id, hex);
-		finding(f, true, "chunk %s is in the FAT but nothing references it (leak)", hex);
+		finding(f, true, "chunk %s is in the FAT but nothing references it (leak)",
+			hex);
 	}
 }
 
@@ -450,14 +468,15 @@ static int check_local(struct fsck *f)
 		const struct kv *l = &f->local.v[i], *m = kvs_find(&f->mir, l->key, l->klen);
 
 		if (!m || m->vlen != l->vlen || memcmp(m->val, l->val, l->vlen) != 0)
-			finding(f, true, "local state differs from the FAT: key '%c' %s", l->key[0],
-				m ? "has another value" : "is missing at the FAT");
+			finding(f, true, "local state differs from the FAT: key '%c' %s",
+				l->key[0], m ? "has another value" : "is missing at the FAT");
 	}
 	for (size_t i = 0; i < f->mir.n; i++) {
 		const struct kv *m = &f->mir.v[i];
 
 		if (!kvs_find(&f->local, m->key, m->klen))
-			finding(f, true, "local state differs from the FAT: key '%c' is only at the FAT",
+			finding(f, true,
+				"local state differs from the FAT: key '%c' is only at the FAT",
 				m->key[0]);
 	}
 	return 0;
@@ -475,8 +494,10 @@ json_object *fsck_run(bool sync_first)
 	if (sync_first && !fs.cfg.readonly) {
 		rc = flush_barrier(fs.cfg.sync_timeout_ms);
 		if (rc < 0)
-			finding(&f, false, "sync before the check failed (%s): uncommitted changes are "
-				"not checked", strerror(-rc));
+			finding(&f, false,
+				"sync before the check failed (%s): uncommitted changes are "
+				"not checked",
+				strerror(-rc));
 		synced = rc == 0;
 	}
 	rc = alloc_meta_list(fs.alloc, mir_cb, &f.mir);

@@ -44,10 +44,10 @@ int journal_finish_one(struct fs_txn *t, const struct journal_ent *e, bool ok)
 		rc = meta_chunk_get(t, e->ino, e->idx, &c);
 		if (rc < 0 && rc != -ENOENT)
 			return rc;
-		same = rc == 0 && ((c.flags & FS_CHUNK_REF)
-					   ? e->had_ref && memcmp(c.ref.chunk_id, e->old_id,
-								  CHUNK_ID_LEN) == 0
-					   : !e->had_ref);
+		same = rc == 0 &&
+		       ((c.flags & FS_CHUNK_REF)
+			    ? e->had_ref && memcmp(c.ref.chunk_id, e->old_id, CHUNK_ID_LEN) == 0
+			    : !e->had_ref);
 		rc = 0;
 		if (same) {
 			c.flags |= FS_CHUNK_REF;
@@ -133,8 +133,8 @@ static int fat_has_chunk(const uint8_t *id, bool *has)
 	lr.after.len = CHUNK_ID_LEN;
 	lr.limit = 1;
 	memset(&rep, 0, sizeof(rep));
-	rc = alloc_fat_call(fs.alloc, MSG_CHUNK_LIST, &lr.base, &pstore__chunk_list_reply__descriptor,
-			    &rep);
+	rc = alloc_fat_call(fs.alloc, MSG_CHUNK_LIST, &lr.base,
+			    &pstore__chunk_list_reply__descriptor, &rep);
 	if (rc < 0)
 		return rc;
 	cl = (Pstore__ChunkListReply *)rep.msg;
@@ -171,16 +171,18 @@ int journal_recover(void)
 		memcpy(&h, buf, sizeof(h));
 	if (len < sizeof(h) || h.magic != INFLIGHT_MAGIC || h.version != 1 || h.n == 0 ||
 	    h.n > INFLIGHT_MAX || len != sizeof(h) + h.n * sizeof(struct journal_ent)) {
-		log_err("flush: the journal of the last commit is malformed; dropping it (`pstore "
-			"fsck` tells whether chunks leaked)");
+		log_err(
+		    "flush: the journal of the last commit is malformed; dropping it (`pstore "
+		    "fsck` tells whether chunks leaked)");
 		h.n = 0;
 	} else {
 		/* a commit is atomic: one of its chunks tells for all of them */
 		ents = (const struct journal_ent *)((uint8_t *)buf + sizeof(h));
 		rc = fat_has_chunk(ents[0].ref.chunk_id, &applied);
 		if (rc < 0) {
-			log_warn("flush: cannot ask the FAT whether the last commit was applied: %s",
-				 strerror(-rc));
+			log_warn(
+			    "flush: cannot ask the FAT whether the last commit was applied: %s",
+			    strerror(-rc));
 			free(buf);
 			return rc;
 		}
@@ -202,8 +204,10 @@ int journal_recover(void)
 	else
 		meta_abort(&t);
 	if (rc == 0 && h.n)
-		log_info("flush: the last commit before the restart (%" PRIu64 " chunks) was %s",
-			 h.n, applied ? "applied: local state updated" : "not applied: uploading again");
+		log_info(
+		    "flush: the last commit before the restart (%" PRIu64 " chunks) was %s",
+		    h.n,
+		    applied ? "applied: local state updated" : "not applied: uploading again");
 	free(buf);
 	return rc;
 }

@@ -30,16 +30,16 @@
 #define SESSION_LEN 16
 
 static uint8_t session[SESSION_LEN];
-static uint64_t token;         /* lease_lock */
-static bool fenced;            /* lease_lock */
+static uint64_t token; /* lease_lock */
+static bool fenced;    /* lease_lock */
 static pthread_mutex_t lease_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lease_cond;
-static bool lease_stopping;    /* lease_lock */
+static bool lease_stopping; /* lease_lock */
 static bool lease_running;
 static pthread_t lease_thread;
 
-static int call(uint16_t type, uint64_t tok, Pstore__WriterLeaseReply **out,
-		char *err, size_t errlen)
+static int call(uint16_t type, uint64_t tok, Pstore__WriterLeaseReply **out, char *err,
+		size_t errlen)
 {
 	Pstore__WriterLease wl = PSTORE__WRITER_LEASE__INIT;
 	struct xport_reply rep;
@@ -53,8 +53,8 @@ static int call(uint16_t type, uint64_t tok, Pstore__WriterLeaseReply **out,
 	memset(&rep, 0, sizeof(rep));
 	if (err && errlen)
 		err[0] = '\0';
-	rc = alloc_fat_call_err(fs.alloc, type, &wl.base, &pstore__writer_lease_reply__descriptor,
-				&rep, err, errlen);
+	rc = alloc_fat_call_err(fs.alloc, type, &wl.base,
+				&pstore__writer_lease_reply__descriptor, &rep, err, errlen);
 	if (rc < 0) {
 		if (err && errlen && !err[0])
 			snprintf(err, errlen, "%s", strerror(-rc));
@@ -114,10 +114,12 @@ static void *lease_main(void *arg)
 			rc = -ESTALE;
 		if (rc == -ESTALE || rc == -EBUSY) {
 			fenced = true;
-			log_err("writer lease of volume %s lost (%s): another mount took it; this "
-				"mount's changes are no longer committed (they stay in its journal): "
-				"unmount it",
-				fs.vol.name, rc == -ESTALE && !err[0] ? "token changed" : err);
+			log_err(
+			    "writer lease of volume %s lost (%s): another mount took it; this "
+			    "mount's changes are no longer committed (they stay in its "
+			    "journal): "
+			    "unmount it",
+			    fs.vol.name, rc == -ESTALE && !err[0] ? "token changed" : err);
 		} else if (rc < 0) {
 			log_warn("writer lease of volume %s: renewal failed (%s); retrying",
 				 fs.vol.name, err);
@@ -144,13 +146,15 @@ int lease_start(void)
 		if (rc == -EBUSY)
 			log_err("cannot mount read-write: %s", err);
 		else
-			log_err("cannot take the writer lease of volume %s: %s", fs.vol.name, err);
+			log_err("cannot take the writer lease of volume %s: %s", fs.vol.name,
+				err);
 		return rc;
 	}
 	token = r->token;
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	alloc_set_writer_token(fs.alloc, token);
-	log_info("writer lease of volume %s taken (token %" PRIu64 ", %u ms, renewed every %u ms)",
+	log_info("writer lease of volume %s taken (token %" PRIu64
+		 ", %u ms, renewed every %u ms)",
 		 fs.vol.name, token, fs.cfg.writer_lease_ms, fs.cfg.writer_lease_ms / 3);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -66,7 +66,8 @@ int refresh_prepare_state(void)
 	wipe = fs.cfg.readonly || access(marker, F_OK) == 0;
 	if (!wipe)
 		return 0;
-	for (const char *const *f = (const char *const[]){"data.mdb", "lock.mdb", NULL}; *f; f++) {
+	for (const char *const *f = (const char *const[]){"data.mdb", "lock.mdb", NULL}; *f;
+	     f++) {
 		state_file(path, sizeof(path), *f);
 		if (unlink(path) < 0 && errno != ENOENT) {
 			log_err("removing %s: %s", path, strerror(errno));
@@ -148,7 +149,10 @@ static int key_cmp(const struct item *a, const struct item *b)
 	return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
 }
 
-static int item_cmp(const void *a, const void *b) { return key_cmp(a, b); }
+static int item_cmp(const void *a, const void *b)
+{
+	return key_cmp(a, b);
+}
 
 static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
@@ -262,7 +266,8 @@ static int apply_item(struct fs_txn *t, const struct item *x, const struct items
 			rc = meta_chunk_put(t, a, b, &c, false);
 	}
 	if (rc == -EBADMSG || rc == -EINVAL || rc == -ERANGE || rc == -E2BIG) {
-		log_warn("refresh: ignoring a malformed mirror entry (kind %c)", x->klen ? x->key[0] : '?');
+		log_warn("refresh: ignoring a malformed mirror entry (kind %c)",
+			 x->klen ? x->key[0] : '?');
 		return 0;
 	}
 	return rc;
@@ -398,7 +403,8 @@ static int do_refresh(void)
 			const struct item *x;
 			struct alloc_chunk_ref ref;
 
-			mirror_key_parse(chunks.v[j].key, chunks.v[j].klen, &a, &b, &name, &nlen);
+			mirror_key_parse(chunks.v[j].key, chunks.v[j].klen, &a, &b, &name,
+					 &nlen);
 			if (a != fix.ino[i])
 				continue;
 			x = find(&mir, chunks.v[j].key, chunks.v[j].klen);
@@ -474,8 +480,8 @@ static void *refresh_main(void *arg)
 				last_rev = v.revision;
 		}
 		if (rc < 0)
-			log_warn("refresh: following volume %s failed: %s; retrying", fs.vol.name,
-				 strerror(-rc));
+			log_warn("refresh: following volume %s failed: %s; retrying",
+				 fs.vol.name, strerror(-rc));
 		pthread_mutex_lock(&refresh_lock);
 	}
 	pthread_mutex_unlock(&refresh_lock);
