@@ -112,6 +112,47 @@ static int get_inode(uint64_t ino, struct fs_inode *in)
 	return rc;
 }
 
+/* A committed chunk that is present in the cache but clean holds bytes that
+ * exist only in the page cache (fetches are not synced: reads must stay
+ * fast).  Once a partial write makes it dirty, the flusher will upload the
+ * cache file's copy and free the committed one, so those bytes must be
+ * durable first: after a machine crash the chunk would otherwise be uploaded
+ * with holes where the fetched data was.  One fdatasync per clean -> dirty
+ * transition of a partially written chunk; dirty chunks do not pay again. */
+static int sync_clean_edges(struct fs_node *n, int fd, uint64_t first, uint64_t last,
+			    uint64_t from, uint64_t to)
+{
+	uint64_t idxs[2] = {first, last};
+	bool need = false;
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, false, &t);
+
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < (first == last ? 1 : 2) && !need; i++) {
+		uint64_t start = idxs[i] * fs.chunk_size;
+		struct fs_chunk c;
+		struct fs_mark mk;
+		uint8_t key[17];
+
+		if (from <= start && to >= start + fs.chunk_size)
+			continue; /* wholly overwritten: nothing old survives */
+		if (meta_chunk_get(&t, n->ino, idxs[i], &c) < 0 ||
+		    (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) !=
+			    (FS_CHUNK_REF | FS_CHUNK_PRESENT))
+			continue;
+		need = meta_mark_get(&t, FS_MARK_DATA, key, mirror_key_chunk(key, n->ino, idxs[i]),
+				     &mk) == -ENOENT;
+	}
+	meta_abort(&t);
+	if (need && fdatasync(fd) < 0) {
+		rc = -errno;
+		log_err("cache: syncing inode %" PRIu64 ": %s", n->ino, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
 /* Fetches chunk idx unless [from, to) covers all of its bytes below size. */
 static int fetch_unless_covered(struct fs_node *n, const struct fs_inode *in, uint64_t idx,
 				uint64_t from, uint64_t to)
@@ -360,6 +401,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		rc = fd;
 		goto out;
 	}
+	rc = sync_clean_edges(n, fd, first, last, from, to);
+	if (rc < 0)
+		goto out;
 	rc = pwrite_full(fd, data, size, from);
 	if (rc < 0) {
 		log_err("cache: writing inode %" PRIu64 ": %s", n->ino, strerror(-rc));
