@@ -22,7 +22,9 @@
 #define CHUNK_MAX_CHAIN 8
 #define CHUNK_MAX_PIECES 64
 #define CHUNK_MAX_RAW (16u << 20)    /* largest chunk before compression */
-#define CHUNK_MAX_STORED (16u << 20) /* largest stored payload */
+/* largest stored payload: a 16 MiB chunk that did not compress, sealed
+ * (CHUNK_SEAL_OVERHEAD, aead.h) fits */
+#define CHUNK_MAX_STORED ((16u << 20) + 4096u)
 #define CHUNK_HDR_MAGIC 0x48435350u   /* "PSCH" */
 #define CHUNK_HDR_VERSION 1
 #define CHUNK_HDR_LEN 144
@@ -79,6 +81,15 @@ void chunk_digest(const void *buf, size_t len, uint8_t out[CHUNK_DIGEST_LEN]);
  * the digest of the stored payload. */
 int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
 		 size_t *out_len, uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN]);
+/* The two halves of chunk_encode/chunk_decode without the digest (aead.c
+ * seals between them).  chunk_compress: *out is malloc'd with `room` spare
+ * bytes after *out_len; *flags is CHUNK_F_ZSTD or 0.  chunk_decompress:
+ * stored (a zstd frame when flags has CHUNK_F_ZSTD, else raw_len bytes) into
+ * raw (raw_len bytes): 0 or -EBADMSG. */
+int chunk_compress(const void *raw, size_t raw_len, int level, size_t room, uint8_t **out,
+		   size_t *out_len, uint16_t *flags);
+int chunk_decompress(uint16_t flags, const void *stored, size_t stored_len, void *raw,
+		     size_t raw_len);
 /* Verifies the digest of stored (stored_len bytes) against h, then
  * decompresses into raw (h->raw_len bytes, caller-provided).
  * 0, -EBADMSG (digest mismatch or corrupt zstd), -EPROTO (flags). */

@@ -2,7 +2,8 @@
  * codec.c - raw chunk data <-> stored payload.  zstd is used when it saves
  * at least 1/16 of the size; a quick trial on a sample skips data that does
  * not compress (media, archives, ciphertext) so it costs almost nothing.
- * Encryption (CHUNK_F_ENCRYPTED) belongs to the security issue.
+ * Encryption (CHUNK_F_ENCRYPTED) is aead.c's: it seals between
+ * chunk_compress and the digest, and opens before chunk_decompress.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,19 +37,19 @@ static bool worth_compressing(const uint8_t *raw, size_t raw_len, int level)
 	return ok;
 }
 
-int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
-		 size_t *out_len, uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN])
+int chunk_compress(const void *raw, size_t raw_len, int level, size_t room, uint8_t **out,
+		   size_t *out_len, uint16_t *flags)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
-	if (raw_len > CHUNK_MAX_RAW)
+	if (raw_len > CHUNK_MAX_RAW || room > CHUNK_MAX_STORED)
 		return -EMSGSIZE;
 	*flags = 0;
 	if (level > 0 && raw_len > 0 && worth_compressing(raw, raw_len, level)) {
 		size_t bound = ZSTD_compressBound(raw_len);
 
-		buf = malloc(bound);
+		buf = malloc(bound + room);
 		if (!buf)
 			return -ENOMEM;
 		len = ZSTD_compress(buf, bound, raw, raw_len, level);
@@ -60,15 +61,44 @@ int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
 		}
 	}
 	if (!buf) {
-		buf = malloc(raw_len ? raw_len : 1);
+		buf = malloc(raw_len + room ? raw_len + room : 1);
 		if (!buf)
 			return -ENOMEM;
 		memcpy(buf, raw, raw_len);
 		len = raw_len;
 	}
-	chunk_digest(buf, len, digest);
 	*out = buf;
 	*out_len = len;
+	return 0;
+}
+
+int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
+		 size_t *out_len, uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN])
+{
+	int rc = chunk_compress(raw, raw_len, level, 0, out, out_len, flags);
+
+	if (rc == 0)
+		chunk_digest(*out, *out_len, digest);
+	return rc;
+}
+
+int chunk_decompress(uint16_t flags, const void *stored, size_t stored_len, void *raw,
+		     size_t raw_len)
+{
+	if (flags & CHUNK_F_ZSTD) {
+		unsigned long long want = ZSTD_getFrameContentSize(stored, stored_len);
+		size_t got;
+
+		if (want != raw_len)
+			return -EBADMSG;
+		got = ZSTD_decompress(raw, raw_len, stored, stored_len);
+		if (ZSTD_isError(got) || got != raw_len)
+			return -EBADMSG;
+		return 0;
+	}
+	if (stored_len != raw_len)
+		return -EBADMSG;
+	memcpy(raw, stored, stored_len);
 	return 0;
 }
 
@@ -83,20 +113,6 @@ int chunk_decode(const struct chunk_hdr *h, const void *stored, size_t stored_le
 	if (memcmp(d, h->digest, CHUNK_DIGEST_LEN) != 0)
 		return -EBADMSG;
 	if (h->flags & CHUNK_F_ENCRYPTED)
-		return -EPROTO;
-	if (h->flags & CHUNK_F_ZSTD) {
-		unsigned long long want = ZSTD_getFrameContentSize(stored, stored_len);
-		size_t got;
-
-		if (want != h->raw_len)
-			return -EBADMSG;
-		got = ZSTD_decompress(raw, h->raw_len, stored, stored_len);
-		if (ZSTD_isError(got) || got != h->raw_len)
-			return -EBADMSG;
-		return 0;
-	}
-	if (stored_len != h->raw_len)
-		return -EBADMSG;
-	memcpy(raw, stored, stored_len);
-	return 0;
+		return -EPROTO; /* needs the volume key: chunk_open_payload (aead.h) */
+	return chunk_decompress(h->flags, stored, stored_len, raw, h->raw_len);
 }
