@@ -183,6 +183,8 @@ static int send_batch(struct alloc_ctx *a, uint32_t vendor_id, const struct rece
 	Pstore__Receipt rs[RECEIPT_BATCH], *rp[RECEIPT_BATCH];
 	struct xport_reply rep = {0};
 	char addr[ALLOC_ADDR_LEN];
+	uint8_t tok[CAP_READ_TOKEN_MAX];
+	size_t toklen = 0;
 	int rc;
 
 	if (n > RECEIPT_BATCH)
@@ -203,6 +205,11 @@ static int send_batch(struct alloc_ctx *a, uint32_t vendor_id, const struct rece
 	}
 	batch.n_receipts = n;
 	batch.receipts = rp;
+	/* vendors take receipts only from readers of the chunks' volume */
+	if (alloc_read_token(a, false, tok, &toklen) == 0) {
+		batch.read_token.data = tok;
+		batch.read_token.len = toklen;
+	}
 	/* short timeout: the background thread also renews leases */
 	rc = xport_call(a->pool, addr, MSG_RECEIPTS, &batch.base, NULL, 0, NULL, &rep,
 			MIN(a->timeout_ms, RECEIPT_TIMEOUT_MS), NULL, 0);

@@ -113,6 +113,12 @@ static int place_one(struct commit_op *op, struct fat_txn *t, const Pstore__Chun
 	rc = get_lease(op, t, lease_id, &l);
 	if (rc < 0)
 		return rc;
+	if (l->swept)
+		return fat_fail(fc, -ESTALE,
+				"lease %016" PRIx64
+				" closed long ago and its uncommitted chunks "
+				"were deleted; upload again",
+				lease_id);
 	for (size_t i = 0; i < p->n_vendors; i++) {
 		for (size_t j = 0; j < i; j++)
 			if (p->vendors[i] == p->vendors[j])
@@ -123,6 +129,20 @@ static int place_one(struct commit_op *op, struct fat_txn *t, const Pstore__Chun
 			return fat_fail(fc, -EINVAL,
 					"vendor %u is not a candidate of lease %016" PRIx64,
 					p->vendors[i], lease_id);
+	}
+	/* A chunk id belongs to one volume: vendors key chunks by id alone, so
+	 * a second volume placing the id could make them delete the first's. */
+	fat_key_chunk_owner(&k, p->chunk_id.data);
+	{
+		const void *val;
+		size_t vlen;
+
+		rc = fat_txn_get(t, k.b, k.len, &val, &vlen);
+		if (rc == 0 && (vlen != FAT_VOLUME_ID_LEN ||
+				memcmp(val, op->vi->id.data, FAT_VOLUME_ID_LEN) != 0))
+			return fat_fail(fc, -EEXIST, "chunk id is committed in another volume");
+		if (rc < 0 && rc != -ENOENT)
+			return fat_fail(fc, rc, "cannot read chunk owner");
 	}
 	fat_key_chunk(&k, op->vi->id.data, p->chunk_id.data);
 	rc =
@@ -164,6 +184,10 @@ static int place_one(struct commit_op *op, struct fat_txn *t, const Pstore__Chun
 	rec.vendors = p->vendors;
 	rec.lease_id = lease_id;
 	rc = fat_rec_put(t, &k, &rec.base);
+	if (rc == 0) {
+		fat_key_chunk_owner(&k, p->chunk_id.data);
+		rc = fat_txn_put(t, k.b, k.len, op->vi->id.data, FAT_VOLUME_ID_LEN);
+	}
 	return rc < 0 ? fat_fail(fc, rc, "cannot store chunk") : 0;
 }
 
@@ -183,6 +207,12 @@ static int free_one(struct commit_op *op, struct fat_txn *t, const ProtobufCBina
 	if (rc < 0)
 		return fat_fail(fc, rc, "cannot read chunk");
 	rc = fat_txn_del(t, k.b, k.len);
+	if (rc == 0) {
+		fat_key_chunk_owner(&k, id->data);
+		rc = fat_txn_del(t, k.b, k.len);
+		if (rc == -ENOENT)
+			rc = 0; /* committed before the owner index existed */
+	}
 	for (size_t i = 0; rc == 0 && i < cp->n_vendors; i++) {
 		Pstore__VendorRecord *v;
 
@@ -196,8 +226,9 @@ static int free_one(struct commit_op *op, struct fat_txn *t, const ProtobufCBina
 			rc = 0;
 		}
 		if (rc == 0) {
+			/* the owner goes with the order: the vendor checks it */
 			fat_key_pending(&k, cp->vendors[i], id->data);
-			rc = fat_txn_put(t, k.b, k.len, "", 0);
+			rc = fat_txn_put(t, k.b, k.len, op->vi->id.data, FAT_VOLUME_ID_LEN);
 		}
 	}
 	fat_rec_free(cp);

@@ -18,12 +18,15 @@
  *   "v/" be32 vendor_id                -> VendorRecord (alive is computed on read)
  *   "vol/" name                        -> VolumeInfo (revision = last commit)
  *   "c/" volume_id(16) chunk_id(16)    -> ChunkPlacement (committed chunks)
+ *   "o/" chunk_id(16)                  -> volume_id(16): the volume a committed
+ *                                         chunk id belongs to (one volume per id)
  *   "m/" volume_id(16) key             -> raw value (the volume's metadata mirror)
  *   "l/" be64 lease_id                 -> FatLease
  *   "x/" be64 time_ms be64 lease_id    -> empty: lease expiry index (for a live
  *                                         lease its expiry, for a released one
  *                                         the end of its retention)
- *   "d/" be32 vendor_id chunk_id(16)   -> empty: chunk the vendor must delete
+ *   "d/" be32 vendor_id chunk_id(16)   -> volume_id(16) of the chunk: the vendor
+ *                                         must delete it (if it is that volume's)
  *   "r/" request_id(16)                -> FatRequest (applied commits)
  *   "w/" volume_id(16)                 -> FatWriter (volume writer lease, writer.c)
  */
@@ -54,6 +57,7 @@
 #define FAT_MAX_PLACED 100000u /* placements per commit */
 #define FAT_MAX_FREED 100000u
 #define FAT_MAX_DELETES 10000u /* chunk ids per hello reply, and per hello */
+#define FAT_MAX_QUERIES 1000u  /* orphan-GC chunk queries per hello */
 #define FAT_MAX_ALLOC_BYTES (1ull << 40)
 
 /* Tunables, from fatd.conf (config.c). */
@@ -129,6 +133,7 @@ void fat_key_volume_prefix(struct fat_key *k);
 void fat_key_chunk(struct fat_key *k, const uint8_t *vol_id, const uint8_t *chunk_id);
 void fat_key_chunk_prefix(struct fat_key *k, const uint8_t *vol_id);
 int fat_key_meta(struct fat_key *k, const uint8_t *vol_id, const void *key, size_t klen);
+void fat_key_chunk_owner(struct fat_key *k, const uint8_t *chunk_id);
 void fat_key_meta_prefix(struct fat_key *k, const uint8_t *vol_id);
 void fat_key_lease(struct fat_key *k, uint64_t id);
 void fat_key_lease_index(struct fat_key *k, uint64_t time_ms, uint64_t id);
@@ -167,6 +172,11 @@ int fat_volume_create(struct fat_ctx *fc, const Pstore__VolumeInfo *req,
 		      Pstore__VolumeInfo **out);
 int fat_volume_get(struct fat_ctx *fc, const char *name, Pstore__VolumeInfo **out);
 int fat_volume_list(struct fat_ctx *fc, Pstore__VolumeList **out);
+/* `pstore volume passwd`: swaps the wrapped volume key (compare-and-swap on
+ * the old one); replies with the volume. */
+#define FAT_KEY_BLOB_MAX 256
+int fat_volume_key_set(struct fat_ctx *fc, const Pstore__VolumeKeySet *req,
+		       Pstore__VolumeInfo **out);
 /* In a transaction: -ENOENT (with fc->err set) if the volume does not exist. */
 int fat_volume_load(struct fat_ctx *fc, struct fat_txn *t, const char *name,
 		    Pstore__VolumeInfo **out);

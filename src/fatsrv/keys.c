@@ -81,6 +81,12 @@ void fat_key_chunk(struct fat_key *k, const uint8_t *vol_id, const uint8_t *chun
 	key_add(k, chunk_id, CHUNK_ID_LEN);
 }
 
+void fat_key_chunk_owner(struct fat_key *k, const uint8_t *chunk_id)
+{
+	key_start(k, "o/");
+	key_add(k, chunk_id, CHUNK_ID_LEN);
+}
+
 void fat_key_meta_prefix(struct fat_key *k, const uint8_t *vol_id)
 {
 	key_start(k, "m/");

@@ -42,6 +42,14 @@ static int check_hello(struct fat_ctx *fc, const Pstore__VendorHello *h)
 	}
 	if (h->n_deleted > FAT_MAX_DELETES)
 		return fat_fail(fc, -EINVAL, "too many deleted chunk ids");
+	if (h->n_queries > FAT_MAX_QUERIES)
+		return fat_fail(fc, -EINVAL, "too many chunk queries (%zu > %u)", h->n_queries,
+				FAT_MAX_QUERIES);
+	for (size_t i = 0; i < h->n_queries; i++)
+		if (h->queries[i]->chunk_id.len != CHUNK_ID_LEN ||
+		    h->queries[i]->owner.len != FAT_VOLUME_ID_LEN ||
+		    h->queries[i]->lease_id == 0)
+			return fat_fail(fc, -EINVAL, "chunk query %zu is malformed", i);
 	for (size_t i = 0; i < h->n_deleted; i++)
 		if (h->deleted[i].len != CHUNK_ID_LEN)
 			return fat_fail(fc, -EINVAL, "deleted chunk id %zu is not 16 bytes", i);
@@ -102,9 +110,35 @@ struct hello_op {
 	struct fat_ctx *fc;
 	const Pstore__VendorHello *h;
 	Pstore__VendorHelloReply *r;
-	size_t cap; /* of r->delete_chunks */
+	size_t cap; /* of r->delete_orders */
 	bool is_new;
 };
+
+/* Appends {id, owner} to *arr (n, cap); owner may be empty (len 0). */
+static int order_add(Pstore__DeleteOrder ***arr, size_t *n, size_t *cap, const uint8_t *id,
+		     const uint8_t *owner, size_t olen)
+{
+	Pstore__DeleteOrder *o;
+
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		Pstore__DeleteOrder **a = realloc(*arr, nc * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		*arr = a;
+		*cap = nc;
+	}
+	o = malloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	pstore__delete_order__init(o);
+	(*arr)[(*n)++] = o;
+	if (fat_bytes_set(&o->chunk_id, id, CHUNK_ID_LEN) < 0 ||
+	    fat_bytes_set(&o->owner, owner, olen) < 0)
+		return -ENOMEM;
+	return 0;
+}
 
 static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
 		      void *arg)
@@ -112,21 +146,93 @@ static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
 	struct hello_op *op = arg;
 	Pstore__VendorHelloReply *r = op->r;
 
-	(void)val;
-	(void)vlen;
 	if (klen != 2 + 4 + CHUNK_ID_LEN)
 		return 0; /* not ours; keys.c never makes such a key */
-	if (r->n_delete_chunks == op->cap) {
-		size_t cap = op->cap ? op->cap * 2 : 64;
-		ProtobufCBinaryData *a = realloc(r->delete_chunks, cap * sizeof(*a));
+	/* the owner recorded by the commit that freed it (empty: older record) */
+	return order_add(&r->delete_orders, &r->n_delete_orders, &op->cap, key + 6, val,
+			 vlen == FAT_VOLUME_ID_LEN ? vlen : 0);
+}
 
-		if (!a)
-			return -ENOMEM;
-		memset(a + op->cap, 0, (cap - op->cap) * sizeof(*a));
-		r->delete_chunks = a;
-		op->cap = cap;
+static void reply_reset(Pstore__VendorHelloReply *r)
+{
+	for (size_t i = 0; i < r->n_delete_orders; i++)
+		fat_rec_free(r->delete_orders[i]);
+	r->n_delete_orders = 0;
+	for (size_t i = 0; i < r->n_orphans; i++)
+		fat_rec_free(r->orphans[i]);
+	r->n_orphans = 0;
+	for (size_t i = 0; i < r->n_confirmed; i++) {
+		free(r->confirmed[i].data);
+		r->confirmed[i].data = NULL;
 	}
-	return fat_bytes_set(&r->delete_chunks[r->n_delete_chunks++], key + 6, CHUNK_ID_LEN);
+	r->n_confirmed = 0;
+	free(r->confirmed);
+	r->confirmed = NULL;
+}
+
+/* Orphan GC: answers the vendor's queries about chunks it stored long ago
+ * under a lease whose commit it has not seen.  Committed with this vendor
+ * -> confirmed; lease closed (released or purged) and not committed here ->
+ * orphan, and the lease is marked swept so no late commit can place a
+ * chunk the vendor is deleting; lease still open -> no answer yet. */
+static int answer_queries(struct hello_op *op, struct fat_txn *t)
+{
+	const Pstore__VendorHello *h = op->h;
+	Pstore__VendorHelloReply *r = op->r;
+	size_t cap_orphans = 0;
+	int rc;
+
+	if (h->n_queries == 0)
+		return 0;
+	r->confirmed = calloc(h->n_queries, sizeof(*r->confirmed));
+	if (!r->confirmed)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->n_queries; i++) {
+		const Pstore__ChunkQuery *q = h->queries[i];
+		Pstore__ChunkPlacement *cp = NULL;
+		Pstore__FatLease *l = NULL;
+		struct fat_key k;
+		bool here = false;
+
+		fat_key_chunk(&k, q->owner.data, q->chunk_id.data);
+		rc = fat_rec_get(t, &k, &pstore__chunk_placement__descriptor,
+				 (ProtobufCMessage **)&cp);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		for (size_t j = 0; rc == 0 && j < cp->n_vendors; j++)
+			here |= cp->vendors[j] == h->vendor_id;
+		fat_rec_free(cp);
+		if (here) {
+			rc = fat_bytes_set(&r->confirmed[r->n_confirmed], q->chunk_id.data,
+					   CHUNK_ID_LEN);
+			if (rc < 0)
+				return rc;
+			r->n_confirmed++;
+			continue;
+		}
+		rc = fat_lease_load(t, q->lease_id, &l);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		if (rc == 0 && !l->released) {
+			fat_rec_free(l);
+			continue; /* still open: it may yet be committed */
+		}
+		if (rc == 0 && !l->swept) {
+			l->swept = true;
+			fat_key_lease(&k, l->id);
+			rc = fat_rec_put(t, &k, &l->base);
+			if (rc < 0) {
+				fat_rec_free(l);
+				return rc;
+			}
+		}
+		fat_rec_free(l);
+		rc = order_add(&r->orphans, &r->n_orphans, &cap_orphans, q->chunk_id.data,
+			       q->owner.data, CHUNK_OWNER_LEN);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int hello_fn(struct fat_txn *t, void *arg)
@@ -136,11 +242,7 @@ static int hello_fn(struct fat_txn *t, void *arg)
 	struct fat_key k;
 	int rc;
 
-	for (size_t i = 0; i < op->r->n_delete_chunks; i++) {
-		free(op->r->delete_chunks[i].data);
-		op->r->delete_chunks[i].data = NULL;
-	}
-	op->r->n_delete_chunks = 0;
+	reply_reset(op->r);
 	rc = fat_vendor_load(t, op->h->vendor_id, &v);
 	op->is_new = rc == -ENOENT;
 	if (rc == -ENOENT) {
@@ -168,6 +270,9 @@ static int hello_fn(struct fat_txn *t, void *arg)
 	rc = fat_txn_scan(t, k.b, k.len, NULL, 0, FAT_MAX_DELETES, pending_cb, op, NULL);
 	if (rc < 0)
 		return fat_fail(op->fc, rc, "cannot list pending deletions");
+	rc = answer_queries(op, t);
+	if (rc < 0)
+		return fat_fail(op->fc, rc, "cannot answer chunk queries");
 	return 0;
 }
 

@@ -154,29 +154,60 @@ static void hello_sent(struct vendor_fatlink *fl, struct hello_buf *b, bool ok)
 	free(b->del_ids);
 }
 
-static void apply_reply(struct vendor_fatlink *fl, const Pstore__VendorHelloReply *r)
+/* Deletes the chunks of orders whose stored owner matches.  A chunk of
+ * another volume under the same id is left alone (the order was meant for
+ * a copy that is gone) and reported done, so the FAT forgets the order. */
+static unsigned apply_orders(struct vendor_fatlink *fl, Pstore__DeleteOrder *const *o, size_t n,
+			     bool note, const char *what)
 {
-	struct vendord *vd = fl->vd;
-	size_t n = MIN(r->n_delete_chunks, (size_t)FATLINK_MAX_DELETED);
 	unsigned done = 0;
 
-	if (vendord_set_fat_key(vd, r->fat_pubkey.data, r->fat_pubkey.len) < 0)
-		log_err("the FAT's reply carries no valid public key (%zu bytes)",
-			r->fat_pubkey.len);
+	n = MIN(n, (size_t)FATLINK_MAX_DELETED);
 	for (size_t i = 0; i < n; i++) {
-		const ProtobufCBinaryData *id = &r->delete_chunks[i];
+		const ProtobufCBinaryData *id = &o[i]->chunk_id;
 		int rc;
 
 		if (id->len != CHUNK_ID_LEN)
 			continue;
-		rc = vstore_delete(vd->store, id->data);
-		if (rc == 0 || rc == -ENOENT) {
-			vfatlink_note_deleted(fl, id->data);
+		if (o[i]->owner.len != CHUNK_OWNER_LEN) {
+			/* an order from before owners were recorded: not
+			 * carried out (orphan GC finds the chunk), acknowledged */
+			if (note)
+				vfatlink_note_deleted(fl, id->data);
+			continue;
+		}
+		rc = vstore_delete_owned(fl->vd->store, id->data, o[i]->owner.data);
+		if (rc == -EPERM) {
+			char hex[2 * CHUNK_ID_LEN + 1];
+
+			chunk_id_hex(id->data, hex);
+			log_warn("the FAT ordered chunk %s deleted for a volume it does not "
+				 "belong to; kept",
+				 hex);
+		}
+		if (rc == 0 || rc == -ENOENT || rc == -EPERM) {
+			if (note)
+				vfatlink_note_deleted(fl, id->data);
 			done += rc == 0;
 		} else {
-			log_warn("deleting a chunk the FAT freed: %s", strerror(-rc));
+			log_warn("deleting a chunk %s: %s", what, strerror(-rc));
 		}
 	}
+	return done;
+}
+
+static void apply_reply(struct vendor_fatlink *fl, const Pstore__VendorHelloReply *r)
+{
+	struct vendord *vd = fl->vd;
+	unsigned done;
+
+	if (vendord_set_fat_key(vd, r->fat_pubkey.data, r->fat_pubkey.len) < 0)
+		log_err("the FAT's reply carries no valid public key (%zu bytes)",
+			r->fat_pubkey.len);
+	if (r->n_delete_chunks > 0)
+		log_warn("the FAT sent %zu delete orders without an owner; ignored",
+			 r->n_delete_chunks);
+	done = apply_orders(fl, r->delete_orders, r->n_delete_orders, true, "the FAT freed");
 	if (done)
 		log_info("deleted %u chunks freed by the FAT", done);
 }

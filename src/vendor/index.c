@@ -70,7 +70,14 @@ int vindex_open(const char *dir, bool readonly, struct vendor_index **out)
 		if (!rc)
 			rc = mdb_err(mdb_dbi_open(txn, "leases", dflags, &ix->leases));
 		if (!rc)
-			rc = mdb_err(mdb_dbi_open(txn, "receipts", dflags, &ix->receipts));
+			rc = mdb_err(mdb_dbi_open(txn, "rcpt", dflags, &ix->receipts));
+		if (!rc && !readonly) {
+			MDB_dbi legacy;
+
+			/* one record per receipt, unbounded: replaced by "rcpt" */
+			if (mdb_dbi_open(txn, "receipts", 0, &legacy) == 0)
+				rc = mdb_err(mdb_drop(txn, legacy, 1));
+		}
 		if (!rc)
 			rc = mdb_err(mdb_dbi_open(txn, "meta", dflags, &ix->meta));
 	}
@@ -436,6 +443,9 @@ int vindex_chunk_delete(struct vendor_index *ix, const uint8_t id[CHUNK_ID_LEN],
 	rc = mdb_err(mdb_del(txn, ix->chunks, &k, NULL));
 	if (rc < 0)
 		goto out;
+	rc = mdb_err(mdb_del(txn, ix->receipts, &k, NULL)); /* its receipts go with it */
+	if (rc < 0 && rc != -ENOENT)
+		goto out;
 	rc = stats_load(txn, ix, &s);
 	if (rc < 0)
 		goto out;
@@ -568,41 +578,70 @@ int vindex_count_received(struct vendor_index *ix, bool from_vendor, uint64_t by
 	return rc;
 }
 
+/* Is the chunk stored, and (owner not NULL) that volume's? */
+static bool chunk_stored_for(MDB_txn *txn, struct vendor_index *ix, const uint8_t *id,
+			     const uint8_t *owner)
+{
+	MDB_val k = {.mv_size = CHUNK_ID_LEN, .mv_data = (void *)id}, v;
+	Pstore__VChunk *rec;
+	bool ok;
+
+	if (mdb_get(txn, ix->chunks, &k, &v) != 0)
+		return false;
+	if (!owner)
+		return true;
+	rec = (Pstore__VChunk *)unpack_val(&pstore__vchunk__descriptor, &v);
+	if (!rec)
+		return false;
+	ok = rec->owner.len == CHUNK_OWNER_LEN &&
+	     memcmp(rec->owner.data, owner, CHUNK_OWNER_LEN) == 0;
+	pstore__vchunk__free_unpacked(rec, NULL);
+	return ok;
+}
+
 int vindex_receipts_add(struct vendor_index *ix, Pstore__Receipt *const *r, size_t n,
-			const char *peer)
+			const char *peer, const uint8_t *owner, size_t *recorded)
 {
 	MDB_txn *txn = NULL;
 	Pstore__VStats s;
 	uint64_t now = wall_ms();
 	int rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &txn));
 
+	*recorded = 0;
 	if (rc < 0)
 		return rc;
 	rc = stats_load(txn, ix, &s);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		Pstore__VReceipt rec = PSTORE__VRECEIPT__INIT;
-		uint8_t key[16];
-		uint64_t rnd = random_u64();
-		MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+		Pstore__VReceiptAgg agg = PSTORE__VRECEIPT_AGG__INIT, *old = NULL;
+		MDB_val k = {.mv_size = CHUNK_ID_LEN, .mv_data = r[i]->chunk_id.data}, v;
 
-		for (int b = 0; b < 8; b++) {
-			key[b] = (uint8_t)(now >> (56 - 8 * b));
-			key[8 + b] = (uint8_t)(rnd >> (56 - 8 * b));
+		if (r[i]->chunk_id.len != CHUNK_ID_LEN ||
+		    !chunk_stored_for(txn, ix, r[i]->chunk_id.data, owner))
+			continue; /* not stored here (any more), or not that volume's */
+		if (mdb_get(txn, ix->receipts, &k, &v) == 0) {
+			old = (Pstore__VReceiptAgg *)unpack_val(
+			    &pstore__vreceipt_agg__descriptor, &v);
+			if (old) {
+				agg.ok = old->ok;
+				agg.bad = old->bad;
+				agg.bytes = old->bytes;
+			}
 		}
-		rec.chunk_id = r[i]->chunk_id;
-		rec.bytes = r[i]->bytes;
-		rec.digest = r[i]->digest;
-		rec.ok = r[i]->ok;
-		rec.time_ms = r[i]->time_ms;
-		rec.peer = (char *)peer;
-		rec.recorded_ms = now;
-		rc = pack_msg(&rec.base, &v);
+		agg.ok += r[i]->ok;
+		agg.bad += !r[i]->ok;
+		agg.bytes += r[i]->bytes;
+		agg.last_ms = now;
+		agg.last_peer = (char *)peer;
+		rc = pack_msg(&agg.base, &v);
+		if (old)
+			pstore__vreceipt_agg__free_unpacked(old, NULL);
 		if (rc < 0)
 			break;
 		rc = mdb_err(mdb_put(txn, ix->receipts, &k, &v, 0));
 		free(v.mv_data);
 		s.receipts++;
 		s.receipt_bytes += r[i]->bytes;
+		(*recorded)++;
 	}
 	if (rc == 0)
 		rc = stats_store(txn, ix, &s);
@@ -612,5 +651,127 @@ int vindex_receipts_add(struct vendor_index *ix, Pstore__Receipt *const *r, size
 	}
 	if (txn)
 		mdb_txn_abort(txn);
+	return rc;
+}
+
+int vindex_receipts_get(struct vendor_index *ix, const uint8_t id[CHUNK_ID_LEN],
+			Pstore__VReceiptAgg **out)
+{
+	MDB_txn *txn;
+	MDB_val k = {.mv_size = CHUNK_ID_LEN, .mv_data = (void *)id}, v;
+	int rc = mdb_err(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn));
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_err(mdb_get(txn, ix->receipts, &k, &v));
+	if (rc == 0) {
+		*out = (Pstore__VReceiptAgg *)unpack_val(&pstore__vreceipt_agg__descriptor, &v);
+		if (!*out)
+			rc = -EIO;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int vindex_chunk_confirm(struct vendor_index *ix, const uint8_t id[CHUNK_ID_LEN])
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = {.mv_size = CHUNK_ID_LEN, .mv_data = (void *)id}, v;
+	Pstore__VChunk *rec = NULL;
+	int rc = mdb_err(mdb_txn_begin(ix->env, NULL, 0, &txn));
+
+	if (rc < 0)
+		return rc;
+	rc = mdb_err(mdb_get(txn, ix->chunks, &k, &v));
+	if (rc < 0)
+		goto out;
+	rec = (Pstore__VChunk *)unpack_val(&pstore__vchunk__descriptor, &v);
+	if (!rec) {
+		rc = -EIO;
+		goto out;
+	}
+	if (rec->confirmed)
+		goto out;
+	rec->confirmed = true;
+	rc = pack_msg(&rec->base, &v);
+	if (rc < 0)
+		goto out;
+	rc = mdb_err(mdb_put(txn, ix->chunks, &k, &v, 0));
+	free(v.mv_data);
+	if (rc == 0) {
+		rc = mdb_err(mdb_txn_commit(txn));
+		txn = NULL;
+	}
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rec)
+		pstore__vchunk__free_unpacked(rec, NULL);
+	return rc;
+}
+
+int vindex_chunk_scan(struct vendor_index *ix, const uint8_t *after, size_t limit,
+		      int (*fn)(const uint8_t *id, const Pstore__VChunk *rec, void *arg),
+		      void *arg, bool *wrapped)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc = mdb_err(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn));
+	int op = MDB_FIRST;
+	size_t seen = 0;
+
+	*wrapped = false;
+	if (rc < 0)
+		return rc;
+	rc = mdb_err(mdb_cursor_open(txn, ix->chunks, &cur));
+	if (rc < 0)
+		goto out;
+	if (after) {
+		k.mv_size = CHUNK_ID_LEN;
+		k.mv_data = (void *)after;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == CHUNK_ID_LEN &&
+		    memcmp(k.mv_data, after, CHUNK_ID_LEN) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		op = MDB_GET_CURRENT;
+		if (rc == MDB_NOTFOUND) {
+			*wrapped = true;
+			rc = 0;
+			goto out;
+		}
+		if (rc != 0) {
+			rc = mdb_err(rc);
+			goto out;
+		}
+	}
+	while (seen < limit && (rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		Pstore__VChunk *rec;
+		int r;
+
+		op = MDB_NEXT;
+		seen++;
+		if (k.mv_size != CHUNK_ID_LEN)
+			continue;
+		rec = (Pstore__VChunk *)unpack_val(&pstore__vchunk__descriptor, &v);
+		if (!rec)
+			continue;
+		r = fn(k.mv_data, rec, arg);
+		pstore__vchunk__free_unpacked(rec, NULL);
+		if (r) {
+			rc = r;
+			goto out;
+		}
+	}
+	if (rc == MDB_NOTFOUND) {
+		*wrapped = true;
+		rc = 0;
+	} else {
+		rc = mdb_err(rc);
+	}
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
 	return rc;
 }

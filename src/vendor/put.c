@@ -198,7 +198,9 @@ static bool put_checks(struct vput_op *op, bool *from_vendor, struct cap_token *
 	/* A resend of a chunk already stored does not count twice. */
 	if (vindex_chunk_get(vstore_index(vd->store), h->chunk_id, &old) == 0) {
 		if (old->digest.len == CHUNK_DIGEST_LEN &&
-		    memcmp(old->digest.data, h->digest, CHUNK_DIGEST_LEN) == 0)
+		    memcmp(old->digest.data, h->digest, CHUNK_DIGEST_LEN) == 0 &&
+		    old->owner.len == CHUNK_OWNER_LEN &&
+		    memcmp(old->owner.data, h->owner, CHUNK_OWNER_LEN) == 0)
 			accepted -= MIN(accepted, (uint64_t)h->stored_len);
 		pstore__vchunk__free_unpacked(old, NULL);
 	}

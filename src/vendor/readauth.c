@@ -4,7 +4,8 @@
  * for the chunk's owner (the volume id the request names, which the store
  * compares with the chunk's header) and for the peer's own certificate CN,
  * not expired.  admin: peers may read any chunk.  Vendors and anyone else
- * may not read chunks (no vendor-to-vendor reads exist).
+ * may not read chunks (no vendor-to-vendor reads exist).  The same read
+ * capability admits a client's validation receipts (vread_cap_check).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -26,6 +27,38 @@ static int deny(int rc, char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return rc;
+}
+
+int vread_cap_check(struct vendord *vd, const char *peer, const ProtobufCBinaryData *tok,
+		    uint64_t now_wall_ms, uint8_t volume[CHUNK_OWNER_LEN], char *err,
+		    size_t errlen)
+{
+	struct cap_read r;
+	int rc;
+
+	if (tok->len == 0)
+		return deny(-EACCES, err, errlen, "a read capability is required");
+	pthread_rwlock_rdlock(&vd->key_lock);
+	if (!vd->fat_key)
+		rc = -EAGAIN;
+	else
+		rc = cap_read_verify(vd->fat_key, tok->data, tok->len, &r);
+	pthread_rwlock_unlock(&vd->key_lock);
+	if (rc == -EAGAIN)
+		return deny(rc, err, errlen,
+			    "not registered with a FAT server yet; retry later");
+	if (rc == -EACCES)
+		return deny(rc, err, errlen, "read capability signature is not the FAT's");
+	if (rc < 0)
+		return deny(-EACCES, err, errlen, "read capability does not decode");
+	if (strcmp(r.client, peer) != 0)
+		return deny(-EACCES, err, errlen,
+			    "read capability was given to %.64s, not %.64s", r.client, peer);
+	if (r.expiry_ms <= now_wall_ms)
+		return deny(-EACCES, err, errlen, "read capability expired %llu ms ago",
+			    (unsigned long long)(now_wall_ms - r.expiry_ms));
+	memcpy(volume, r.volume, CHUNK_OWNER_LEN);
+	return 0;
 }
 
 int vread_authorize(struct vendord *vd, const char *peer, const Pstore__ChunkGet *g,

@@ -99,11 +99,29 @@ static void handle_receipts(struct vendord *vd, struct xport_req *req)
 	Pstore__ReceiptBatch *b =
 	    (Pstore__ReceiptBatch *)xport_req_unpack(req, &pstore__receipt_batch__descriptor);
 	Pstore__Empty e = PSTORE__EMPTY__INIT;
+	int role = xport_peer_role(req->peer, NULL);
+	uint8_t volume[CHUNK_OWNER_LEN];
+	size_t recorded = 0;
+	char err[256];
 	int rc;
 
 	if (!b) {
 		xport_reply_error(req, EBADMSG, "ReceiptBatch does not decode");
 		return;
+	}
+	/* Receipts come from readers: admin:, or a client: with a read
+	 * capability; they count only for this volume's chunks stored here. */
+	if (role != XPORT_ROLE_CLIENT && role != XPORT_ROLE_ADMIN) {
+		xport_reply_error(req, EACCES, "peer '%.64s' may not send receipts", req->peer);
+		goto out;
+	}
+	if (role == XPORT_ROLE_CLIENT) {
+		rc = vread_cap_check(vd, req->peer, &b->read_token, wall_ms(), volume, err,
+				     sizeof(err));
+		if (rc < 0) {
+			xport_reply_error(req, -rc, "receipts refused: %s", err);
+			goto out;
+		}
 	}
 	if (b->n_receipts > VENDOR_MAX_RECEIPTS) {
 		xport_reply_error(req, E2BIG, "%zu receipts in one batch (at most %d)",
@@ -120,8 +138,11 @@ static void handle_receipts(struct vendord *vd, struct xport_req *req)
 			goto out;
 		}
 	}
-	rc =
-	    vindex_receipts_add(vstore_index(vd->store), b->receipts, b->n_receipts, req->peer);
+	rc = vindex_receipts_add(vstore_index(vd->store), b->receipts, b->n_receipts, req->peer,
+				 role == XPORT_ROLE_CLIENT ? volume : NULL, &recorded);
+	if (rc == 0 && recorded < b->n_receipts)
+		log_debug("%zu of %zu receipts from %s were for chunks not stored here",
+			  b->n_receipts - recorded, b->n_receipts, req->peer);
 	if (rc < 0)
 		xport_reply_error(req, -rc, "recording receipts failed: %s", strerror(-rc));
 	else

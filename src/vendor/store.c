@@ -214,8 +214,12 @@ int vstore_put(struct vendor_store *st, const struct vstore_put *p)
 
 	rc = vindex_chunk_get(st->ix, h->chunk_id, &old);
 	if (rc == 0) {
+		/* Same id, digest and owner: a resend.  Another volume's chunk
+		 * with this id is not ours to vouch for (nor to share). */
 		bool same = old->digest.len == CHUNK_DIGEST_LEN &&
-			    memcmp(old->digest.data, h->digest, CHUNK_DIGEST_LEN) == 0;
+			    memcmp(old->digest.data, h->digest, CHUNK_DIGEST_LEN) == 0 &&
+			    old->owner.len == CHUNK_OWNER_LEN &&
+			    memcmp(old->owner.data, h->owner, CHUNK_OWNER_LEN) == 0;
 
 		pstore__vchunk__free_unpacked(old, NULL);
 		if (!same) {
@@ -418,17 +422,35 @@ out:
 
 int vstore_delete(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN])
 {
+	return vstore_delete_owned(st, id, NULL);
+}
+
+int vstore_delete_owned(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
+			const uint8_t *owner)
+{
 	Pstore__VChunk *rec = NULL;
 	int rc = busy_acquire(st, id);
 
 	if (rc < 0)
 		return rc;
+	if (owner) {
+		rc = vindex_chunk_get(st->ix, id, &rec);
+		if (rc == 0 && (rec->owner.len != CHUNK_OWNER_LEN ||
+				memcmp(rec->owner.data, owner, CHUNK_OWNER_LEN) != 0))
+			rc = -EPERM;
+		if (rec)
+			pstore__vchunk__free_unpacked(rec, NULL);
+		rec = NULL;
+		if (rc < 0)
+			goto out;
+	}
 	rc = vindex_chunk_delete(st->ix, id, &rec);
 	if (rc == 0 && rec) {
 		pieces_unlink(st, id, rec, rec->n_pieces);
 		used_add(st, rec, false);
 		pstore__vchunk__free_unpacked(rec, NULL);
 	}
+out:
 	busy_release(st, id);
 	return rc;
 }

@@ -114,9 +114,25 @@ int vindex_lease_prune(struct vendor_index *ix, uint64_t before_ms);
 
 /* Adds payload bytes received to the statistics (a resend of a stored chunk). */
 int vindex_count_received(struct vendor_index *ix, bool from_vendor, uint64_t bytes);
-/* Records receipts (n entries) from peer and bumps the receipt statistics. */
+/* Adds receipts (n entries) from peer to the per-chunk counters and bumps
+ * the receipt statistics.  Only receipts for chunks stored here and (owner
+ * not NULL) belonging to that volume count; the others are skipped.  One
+ * record per stored chunk, removed with it: storage stays bounded by the
+ * chunks.  *recorded counts the receipts taken. */
 int vindex_receipts_add(struct vendor_index *ix, Pstore__Receipt *const *r, size_t n,
-			const char *peer);
+			const char *peer, const uint8_t *owner, size_t *recorded);
+/* The receipt counters of a chunk; -ENOENT if none.  Free with
+ * pstore__vreceipt_agg__free_unpacked. */
+int vindex_receipts_get(struct vendor_index *ix, const uint8_t id[CHUNK_ID_LEN],
+			Pstore__VReceiptAgg **out);
+/* Marks a chunk record confirmed (orphan GC: the FAT has it committed here). */
+int vindex_chunk_confirm(struct vendor_index *ix, const uint8_t id[CHUNK_ID_LEN]);
+/* Like vindex_chunk_foreach, for at most limit records after the id `after`
+ * (exclusive; NULL = from the first).  *wrapped is true when the scan hit the
+ * end of the table (the next scan should start from the first again). */
+int vindex_chunk_scan(struct vendor_index *ix, const uint8_t *after, size_t limit,
+		      int (*fn)(const uint8_t *id, const Pstore__VChunk *rec, void *arg),
+		      void *arg, bool *wrapped);
 int vindex_stats(struct vendor_index *ix, Pstore__VStats *out);
 
 /* ---- devices.c ---- */
@@ -178,6 +194,10 @@ int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const u
 		uint8_t **buf, size_t *n, uint64_t *stored_len);
 /* Removes the index record, then the pieces.  -ENOENT if not stored. */
 int vstore_delete(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN]);
+/* Same, only if the stored chunk belongs to volume owner (16 bytes; NULL =
+ * any): -EPERM (nothing removed) when it belongs to another volume. */
+int vstore_delete_owned(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
+			const uint8_t *owner);
 /* Orphan removal (done by vstore_open; exposed for tests).  *removed counts files. */
 int vstore_recover(struct vendor_store *st, unsigned *removed);
 
@@ -215,6 +235,12 @@ struct vendord;
  * -EAGAIN (no FAT key yet), with a message in err. */
 int vread_authorize(struct vendord *vd, const char *peer, const Pstore__ChunkGet *g,
 		    uint64_t now_wall_ms, char *err, size_t errlen);
+/* A read capability presented by a client: signed by the FAT, given to
+ * peer, not expired; *volume receives the volume it is for.  0, -EACCES or
+ * -EAGAIN, with a message. */
+int vread_cap_check(struct vendord *vd, const char *peer, const ProtobufCBinaryData *tok,
+		    uint64_t now_wall_ms, uint8_t volume[CHUNK_OWNER_LEN], char *err,
+		    size_t errlen);
 
 /* ---- workq.c ---- */
 

@@ -259,7 +259,7 @@ static void test_vendor_hello(void **state)
 	assert_int_equal(cap_key_public(f->fc.key, pub), 0);
 	assert_memory_equal(r->fat_pubkey.data, pub, 32);
 	assert_int_equal(r->heartbeat_ms, f->fc.heartbeat_ms);
-	assert_int_equal(r->n_delete_chunks, 0);
+	assert_int_equal(r->n_delete_orders, 0);
 	fat_rec_free(r);
 	v = vendor(&f->fc, 3);
 	assert_string_equal(v->address, "127.0.0.1:7103");
@@ -535,18 +535,23 @@ static void test_free_and_pending_deletions(void **state)
 
 	/* both vendors are told to delete it until they say they did */
 	hello(&f->fc, 1, 1u << 20, NULL, 0, &hr);
-	assert_int_equal(hr->n_delete_chunks, 1);
-	assert_memory_equal(hr->delete_chunks[0].data, id, 16);
+	assert_int_equal(hr->n_delete_orders, 1);
+	assert_int_equal(hr->delete_orders[0]->chunk_id.len, 16);
+	assert_memory_equal(hr->delete_orders[0]->chunk_id.data, id, 16);
+	/* the order names the volume the chunk belongs to */
+	assert_int_equal(hr->delete_orders[0]->owner.len, 16);
+	assert_memory_equal(hr->delete_orders[0]->owner.data, vi->id.data, 16);
+	assert_int_equal(hr->n_delete_chunks, 0);
 	fat_rec_free(hr);
 	hello(&f->fc, 1, 1u << 20, NULL, 0, &hr);
-	assert_int_equal(hr->n_delete_chunks, 1);
+	assert_int_equal(hr->n_delete_orders, 1);
 	fat_rec_free(hr);
 	del[0] = freed;
 	hello(&f->fc, 1, 1u << 20, del, 1, &hr);
-	assert_int_equal(hr->n_delete_chunks, 0);
+	assert_int_equal(hr->n_delete_orders, 0);
 	fat_rec_free(hr);
 	hello(&f->fc, 2, 1u << 20, NULL, 0, &hr);
-	assert_int_equal(hr->n_delete_chunks, 1);
+	assert_int_equal(hr->n_delete_orders, 1);
 	fat_rec_free(hr);
 	fat_rec_free(vi);
 }
@@ -580,13 +585,16 @@ static void test_many_pending_deletions(void **state)
 	}
 	assert_int_equal(USED(&f->fc, 1), 0);
 	hello(&f->fc, 1, 1u << 30, NULL, 0, &hr);
-	assert_int_equal(hr->n_delete_chunks, 90);
+	assert_int_equal(hr->n_delete_orders, 90);
 	/* the vendor confirms them all: nothing pending any more */
 	{
 		Pstore__VendorHelloReply *hr2;
+		ProtobufCBinaryData done[90];
 
-		hello(&f->fc, 1, 1u << 30, hr->delete_chunks, hr->n_delete_chunks, &hr2);
-		assert_int_equal(hr2->n_delete_chunks, 0);
+		for (size_t i = 0; i < 90; i++)
+			done[i] = hr->delete_orders[i]->chunk_id;
+		hello(&f->fc, 1, 1u << 30, done, 90, &hr2);
+		assert_int_equal(hr2->n_delete_orders, 0);
 		fat_rec_free(hr2);
 	}
 	fat_rec_free(hr);
@@ -987,6 +995,137 @@ static void test_gc_requests(void **state)
 	fat_rec_free(vi);
 }
 
+/* A chunk id committed in one volume cannot be placed in another (vendors
+ * key chunks by id alone); once freed there, it can. */
+static void test_chunk_id_one_volume(void **state)
+{
+	struct fx *f = *state;
+	Pstore__VolumeInfo *va = mkvol(&f->fc, "va", 1), *vb = mkvol(&f->fc, "vb", 1);
+	Pstore__AllocReply *ra, *rb;
+	struct commit_b b;
+	ProtobufCBinaryData freed;
+	uint8_t id[16];
+
+	hello(&f->fc, 1, 1u << 20, NULL, 0, NULL);
+	ra = alloc(&f->fc, "va", 1000, 0, 0);
+	rb = alloc(&f->fc, "vb", 1000, 0, 0);
+	cb_init(&b, "va", ra->lease_id, false);
+	memcpy(id, cb_place(&b, 100, 1, 0), 16);
+	commit(&f->fc, &b, 0);
+	cb_init(&b, "vb", rb->lease_id, false);
+	cb_place(&b, 100, 1, 0);
+	memcpy(b.ids[0], id, 16);
+	commit(&f->fc, &b, -EEXIST);
+	assert_int_equal(CHUNKS(&f->fc, 1), 1);
+
+	cb_init(&b, "va", 0, false);
+	freed.data = id;
+	freed.len = 16;
+	b.req.freed = &freed;
+	b.req.n_freed = 1;
+	commit(&f->fc, &b, 0);
+	cb_init(&b, "vb", rb->lease_id, false);
+	cb_place(&b, 100, 1, 0);
+	memcpy(b.ids[0], id, 16);
+	commit(&f->fc, &b, 0);
+	fat_rec_free(ra);
+	fat_rec_free(rb);
+	fat_rec_free(va);
+	fat_rec_free(vb);
+}
+
+static Pstore__VendorHelloReply *hello_q(struct fat_ctx *fc, uint32_t id,
+					 Pstore__ChunkQuery **q, size_t nq)
+{
+	Pstore__VendorHello h = PSTORE__VENDOR_HELLO__INIT;
+	Pstore__DeviceInfo d = PSTORE__DEVICE_INFO__INIT, *dp = &d;
+	Pstore__VendorHelloReply *r = NULL;
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", 7100 + id);
+	h.vendor_id = id;
+	h.address = addr;
+	d.path = "/srv/d0";
+	d.capacity = 1u << 20;
+	d.free = 1u << 20;
+	h.devices = &dp;
+	h.n_devices = 1;
+	h.queries = q;
+	h.n_queries = nq;
+	assert_int_equal(fat_vendor_hello(fc, &h, &r), 0);
+	return r;
+}
+
+/* Orphan GC: a vendor asks about chunks it stored long ago.  Committed on
+ * it -> confirmed; lease still open -> no answer; lease closed and not
+ * committed there -> orphan, and the lease takes no placement any more. */
+static void test_orphan_queries(void **state)
+{
+	struct fx *f = *state;
+	Pstore__VolumeInfo *vi = mkvol(&f->fc, "v", 1);
+	Pstore__ChunkQuery q[3], *qp[3];
+	Pstore__VendorHelloReply *hr;
+	Pstore__AllocReply *r;
+	struct commit_b b;
+	uint8_t committed[16], lost[16], elsewhere[16];
+
+	hello(&f->fc, 1, 1u << 20, NULL, 0, NULL);
+	hello(&f->fc, 2, 1u << 20, NULL, 0, NULL);
+	r = alloc(&f->fc, "v", 10000, 0, 0);
+	cb_init(&b, "v", r->lease_id, false);
+	memcpy(committed, cb_place(&b, 100, 1, 0), 16);
+	memcpy(elsewhere, cb_place(&b, 100, 2, 0), 16);
+	commit(&f->fc, &b, 0);
+	random_fill(lost, 16);
+	for (int i = 0; i < 3; i++) {
+		pstore__chunk_query__init(&q[i]);
+		q[i].owner = vi->id;
+		q[i].lease_id = r->lease_id;
+		q[i].chunk_id.len = 16;
+		qp[i] = &q[i];
+	}
+	q[0].chunk_id.data = committed;
+	q[1].chunk_id.data = lost;
+	q[2].chunk_id.data = elsewhere; /* committed, but not on vendor 1 */
+
+	hr = hello_q(&f->fc, 1, qp, 3);
+	assert_int_equal(hr->n_confirmed, 1);
+	assert_memory_equal(hr->confirmed[0].data, committed, 16);
+	assert_int_equal(hr->n_orphans, 0); /* lease open */
+	fat_rec_free(hr);
+
+	/* release the lease: the lost and the misplaced copy are orphans */
+	cb_init(&b, "v", r->lease_id, true);
+	commit(&f->fc, &b, 0);
+	hr = hello_q(&f->fc, 1, qp + 1, 2);
+	assert_int_equal(hr->n_confirmed, 0);
+	assert_int_equal(hr->n_orphans, 2);
+	assert_memory_equal(hr->orphans[0]->chunk_id.data, lost, 16);
+	assert_memory_equal(hr->orphans[0]->owner.data, vi->id.data, 16);
+	assert_memory_equal(hr->orphans[1]->chunk_id.data, elsewhere, 16);
+	fat_rec_free(hr);
+
+	/* a late commit of the orphan is refused: the vendor is deleting it */
+	cb_init(&b, "v", r->lease_id, false);
+	cb_place(&b, 100, 1, 0);
+	memcpy(b.ids[0], lost, 16);
+	commit(&f->fc, &b, -ESTALE);
+
+	/* malformed queries are refused whole */
+	q[1].owner.len = 3;
+	{
+		Pstore__VendorHello h = PSTORE__VENDOR_HELLO__INIT;
+
+		h.vendor_id = 1;
+		h.address = "127.0.0.1:7101";
+		h.queries = qp;
+		h.n_queries = 2;
+		assert_int_equal(fat_vendor_hello(&f->fc, &h, &hr), -EINVAL);
+	}
+	fat_rec_free(r);
+	fat_rec_free(vi);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1004,6 +1143,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_statfs_and_bad, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_invariant, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gc_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunk_id_one_volume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_orphan_queries, setup, teardown),
 	};
 
 	log_init("test_fatsrv_logic", LOG_WARN);

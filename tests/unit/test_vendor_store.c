@@ -242,6 +242,74 @@ static void test_idempotent_and_conflict(void **state)
 	free(d.payload);
 }
 
+/* Chunks are keyed by id alone: another volume can neither claim a stored
+ * chunk by resending it (same digest) nor have it deleted. */
+static void test_other_owner(void **state)
+{
+	static const uint8_t OTHER[CHUNK_OWNER_LEN] = {9, 9, 9, 9, 9, 9, 9, 9,
+						       9, 9, 9, 9, 9, 9, 9, 9};
+	struct fx *f = *state;
+	struct chunk c, d;
+
+	chunk_make(&c, 2048, 2);
+	assert_int_equal(put(f, &c, 10000), 0);
+	d = c;
+	memcpy(d.h.owner, OTHER, CHUNK_OWNER_LEN);
+	chunk_hdr_encode(&d.h, d.hb);
+	assert_int_equal(put(f, &d, 10000), -EEXIST); /* same id and digest, other owner */
+	assert_int_equal(vstore_delete_owned(f->st, c.h.chunk_id, OTHER), -EPERM);
+	read_check(f, &c, 0, 0);
+	assert_int_equal(vstore_delete_owned(f->st, c.h.chunk_id, OWNER), 0);
+	assert_int_equal(vstore_delete_owned(f->st, c.h.chunk_id, OWNER), -ENOENT);
+	free(c.payload);
+}
+
+/* Receipts are counted per stored chunk of the reader's volume: receipts
+ * for unknown chunks or another volume's take no space, and a chunk's
+ * counters leave with it. */
+static void test_receipts_bounded(void **state)
+{
+	static const uint8_t OTHER[CHUNK_OWNER_LEN] = {9};
+	struct fx *f = *state;
+	struct vendor_index *ix = vstore_index(f->st);
+	Pstore__Receipt r[3], *rp[3];
+	Pstore__VReceiptAgg *agg = NULL;
+	uint8_t unknown[CHUNK_ID_LEN];
+	struct chunk c;
+	Pstore__VStats s;
+	size_t rec;
+
+	chunk_make(&c, 1000, 1);
+	assert_int_equal(put(f, &c, 0), 0);
+	chunk_id_new(unknown);
+	for (int i = 0; i < 3; i++) {
+		pstore__receipt__init(&r[i]);
+		r[i].chunk_id.data = c.h.chunk_id;
+		r[i].chunk_id.len = CHUNK_ID_LEN;
+		r[i].bytes = 1000;
+		r[i].ok = true;
+		rp[i] = &r[i];
+	}
+	r[1].chunk_id.data = unknown;
+	assert_int_equal(vindex_receipts_add(ix, rp, 3, "client:a", OWNER, &rec), 0);
+	assert_int_equal(rec, 2);
+	assert_int_equal(vindex_receipts_add(ix, rp, 3, "client:b", OTHER, &rec), 0);
+	assert_int_equal(rec, 0);
+	assert_int_equal(vindex_receipts_get(ix, unknown, &agg), -ENOENT);
+	for (int k = 0; k < 200; k++)
+		assert_int_equal(vindex_receipts_add(ix, rp, 1, "client:a", OWNER, &rec), 0);
+	assert_int_equal(vindex_receipts_get(ix, c.h.chunk_id, &agg), 0);
+	assert_int_equal(agg->ok, 202);
+	assert_int_equal(agg->bytes, 202000);
+	assert_string_equal(agg->last_peer, "client:a");
+	pstore__vreceipt_agg__free_unpacked(agg, NULL);
+	assert_int_equal(vindex_stats(ix, &s), 0);
+	assert_int_equal(s.receipts, 202);
+	assert_int_equal(vstore_delete(f->st, c.h.chunk_id), 0);
+	assert_int_equal(vindex_receipts_get(ix, c.h.chunk_id, &agg), -ENOENT);
+	free(c.payload);
+}
+
 static void test_corrupt_upload_rejected(void **state)
 {
 	struct fx *f = *state;
@@ -403,6 +471,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_empty_chunk, setup2, teardown),
 	    cmocka_unit_test_setup_teardown(test_idempotent_and_conflict, setup2, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_upload_rejected, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_owner, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_receipts_bounded, setup2, teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_byte_limit, setup2, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphans_removed_after_crash, setup2, teardown),
