@@ -31,6 +31,8 @@ enum cfg_key {
 	K_KEY,
 	K_CRL,
 	K_USER,
+	K_QUEUE_BYTES,
+	K_ORPHAN_GRACE,
 	K_COUNT
 };
 
@@ -55,6 +57,8 @@ static const struct {
     [K_KEY] = {"tls", "key"},
     [K_CRL] = {"tls", "crl"},
     [K_USER] = {"vendor", "user"},
+    [K_QUEUE_BYTES] = {"vendor", "queue_bytes"},
+    [K_ORPHAN_GRACE] = {"vendor", "orphan_grace_ms"},
 };
 
 struct cfg_parse {
@@ -302,6 +306,15 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	case K_USER:
 		cfg_copy(p, key, value, c->user, sizeof(c->user));
 		break;
+	case K_QUEUE_BYTES:
+		if (parse_size(value, &c->queue_bytes) < 0 || c->queue_bytes < (1u << 20))
+			cfg_fail(p, key, "'%s' is not a size of at least 1M (e.g. 256M)",
+				 value);
+		break;
+	case K_ORPHAN_GRACE:
+		if (cfg_number(p, key, value, 1000, 30ull * 24 * 3600 * 1000, &x))
+			c->orphan_grace_ms = x;
+		break;
 	}
 	return 1;
 }
@@ -313,6 +326,8 @@ static void cfg_defaults(struct vendor_config *c)
 	c->heartbeat_ms = 1000;
 	c->workers = 4;
 	c->log_level = LOG_INFO;
+	c->queue_bytes = 256u << 20;
+	c->orphan_grace_ms = 600000;
 }
 
 /* Every device must be a directory we can create and write into. */

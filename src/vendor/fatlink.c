@@ -2,9 +2,11 @@
  * fatlink.c - the vendor's link to the FAT servers, on its own thread
  * ("fatlink") so the loop never blocks: register (VendorHello) with the
  * first FAT server that answers, then heartbeat every heartbeat_ms with
- * devices, free space, statistics and the chunks deleted since the last
- * hello.  A reply carries the FAT's public key (installed for capability
- * checks) and chunks to delete.  FAT failures rotate to the next address
+ * devices, free space, statistics, the chunks deleted since the last
+ * hello and (orphan GC) queries about old chunks not yet known committed.
+ * A reply carries the FAT's public key (installed for capability checks),
+ * chunks to delete (each with the volume it must belong to), orphans to
+ * delete and the queried chunks the FAT confirms.  FAT failures rotate to the next address
  * with backoff and are logged once per outage.
  */
 #include <errno.h>
@@ -22,6 +24,8 @@
 #define FATLINK_BACKOFF_MAX_MS 5000
 #define FATLINK_PRUNE_EVERY_MS 60000
 #define FATLINK_LEASE_KEEP_MS (3600u * 1000u) /* lease records kept after expiry */
+#define FATLINK_MAX_QUERIES 256	    /* orphan-GC chunk queries per hello (FAT: <= 1000) */
+#define FATLINK_SCAN_PER_HELLO 4096 /* chunk records looked at per hello */
 
 struct vendor_fatlink {
 	struct vendord *vd;
@@ -32,6 +36,8 @@ struct vendor_fatlink {
 	bool stop;			  /* lock */
 	uint8_t (*deleted)[CHUNK_ID_LEN]; /* lock: to report in the next hello */
 	size_t ndeleted, capdeleted;	  /* lock */
+	uint8_t scan_after[CHUNK_ID_LEN]; /* fatlink thread: orphan-GC scan cursor */
+	bool scan_have_cursor;		  /* fatlink thread */
 };
 
 void vfatlink_note_deleted(struct vendor_fatlink *fl, const uint8_t id[CHUNK_ID_LEN])
@@ -82,7 +88,72 @@ struct hello_buf {
 	struct vstore_devinfo info[VENDOR_MAX_DEVICES];
 	ProtobufCBinaryData *deleted;
 	uint8_t (*del_ids)[CHUNK_ID_LEN];
+	Pstore__ChunkQuery q[FATLINK_MAX_QUERIES];
+	Pstore__ChunkQuery *pq[FATLINK_MAX_QUERIES];
+	uint8_t q_ids[FATLINK_MAX_QUERIES][CHUNK_ID_LEN];
+	uint8_t q_owners[FATLINK_MAX_QUERIES][CHUNK_OWNER_LEN];
 };
+
+struct query_scan {
+	struct hello_buf *b;
+	uint64_t before_ms; /* stored before this: old enough to ask about */
+	uint8_t last[CHUNK_ID_LEN];
+	bool have_last;
+};
+
+static int query_cb(const uint8_t *id, const Pstore__VChunk *rec, void *arg)
+{
+	struct query_scan *qs = arg;
+	struct hello_buf *b = qs->b;
+	size_t i = b->h.n_queries;
+
+	memcpy(qs->last, id, CHUNK_ID_LEN);
+	qs->have_last = true;
+	if (rec->confirmed || rec->time_ms > qs->before_ms || rec->lease_id == 0 ||
+	    rec->owner.len != CHUNK_OWNER_LEN)
+		return 0;
+	pstore__chunk_query__init(&b->q[i]);
+	memcpy(b->q_ids[i], id, CHUNK_ID_LEN);
+	memcpy(b->q_owners[i], rec->owner.data, CHUNK_OWNER_LEN);
+	b->q[i].chunk_id.data = b->q_ids[i];
+	b->q[i].chunk_id.len = CHUNK_ID_LEN;
+	b->q[i].owner.data = b->q_owners[i];
+	b->q[i].owner.len = CHUNK_OWNER_LEN;
+	b->q[i].lease_id = rec->lease_id;
+	b->pq[i] = &b->q[i];
+	b->h.n_queries = i + 1;
+	return b->h.n_queries == FATLINK_MAX_QUERIES; /* full: stop here */
+}
+
+/* Orphan GC: asks the FAT about chunks stored more than orphan_grace_ms
+ * ago that it has not confirmed committed here, a bounded slice of the
+ * index per hello, resuming where the last one stopped. */
+static void queries_build(struct vendor_fatlink *fl, struct hello_buf *b)
+{
+	struct query_scan qs = {.b = b};
+	uint64_t w = wall_ms();
+	bool wrapped = false;
+	int rc;
+
+	b->h.n_queries = 0;
+	b->h.queries = b->pq;
+	if (w < fl->vd->cfg->orphan_grace_ms)
+		return;
+	qs.before_ms = w - fl->vd->cfg->orphan_grace_ms;
+	rc = vindex_chunk_scan(vstore_index(fl->vd->store),
+			       fl->scan_have_cursor ? fl->scan_after : NULL,
+			       FATLINK_SCAN_PER_HELLO, query_cb, &qs, &wrapped);
+	if (rc < 0) {
+		log_warn("orphan scan of the index: %s", strerror(-rc));
+		return;
+	}
+	if (wrapped || !qs.have_last) {
+		fl->scan_have_cursor = false;
+	} else {
+		memcpy(fl->scan_after, qs.last, CHUNK_ID_LEN);
+		fl->scan_have_cursor = true;
+	}
+}
 
 static void hello_build(struct vendor_fatlink *fl, struct hello_buf *b)
 {
@@ -118,6 +189,7 @@ static void hello_build(struct vendor_fatlink *fl, struct hello_buf *b)
 	}
 	b->stats.load = vd->srv ? xport_server_inflight(vd->srv) : 0;
 	b->h.stats = &b->stats;
+	queries_build(fl, b);
 
 	/* A snapshot of the deleted ids; removed from the list once the FAT has them. */
 	b->deleted = NULL;
@@ -210,6 +282,19 @@ static void apply_reply(struct vendor_fatlink *fl, const Pstore__VendorHelloRepl
 	done = apply_orders(fl, r->delete_orders, r->n_delete_orders, true, "the FAT freed");
 	if (done)
 		log_info("deleted %u chunks freed by the FAT", done);
+	/* orphan GC answers: not reported back (the FAT has no order for them) */
+	done = apply_orders(fl, r->orphans, r->n_orphans, false, "never committed");
+	if (done)
+		log_info("deleted %u chunks whose lease closed without a commit", done);
+	for (size_t i = 0; i < MIN(r->n_confirmed, (size_t)FATLINK_MAX_DELETED); i++) {
+		int rc;
+
+		if (r->confirmed[i].len != CHUNK_ID_LEN)
+			continue;
+		rc = vindex_chunk_confirm(vstore_index(vd->store), r->confirmed[i].data);
+		if (rc < 0 && rc != -ENOENT)
+			log_warn("recording a confirmed chunk: %s", strerror(-rc));
+	}
 }
 
 static void *fatlink_main(void *arg)

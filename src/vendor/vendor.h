@@ -59,6 +59,8 @@ struct vendor_config {
 	char tls_key[VENDOR_PATH_MAX];
 	char tls_crl[VENDOR_PATH_MAX]; /* [tls] crl; empty = no CRL */
 	char user[64];                 /* [vendor] user: run as this user after binding */
+	uint64_t queue_bytes;          /* request data queued for workers/forwarders, at most */
+	uint64_t orphan_grace_ms;      /* age before an unconfirmed chunk is asked about */
 };
 
 /* Parses and checks path into cfg.  Device directories that do not exist
