@@ -116,3 +116,21 @@ int vcheck_token(const struct cap_key *key, const void *tok, size_t toklen,
 		*out = t;
 	return 0;
 }
+
+bool vcheck_downstream(const struct chunk_hdr *h, uint32_t self, uint32_t v)
+{
+	int me = chunk_hdr_chain_pos(h, self), pos = chunk_hdr_chain_pos(h, v);
+
+	return me >= 0 && pos > me;
+}
+
+uint32_t vcheck_forward_budget(uint32_t deadline_ms)
+{
+	uint32_t margin;
+
+	if (deadline_ms == 0 || deadline_ms > VENDOR_FORWARD_TIMEOUT_MS)
+		deadline_ms = VENDOR_FORWARD_TIMEOUT_MS;
+	/* time to finish the local copy and get the reply back upstream */
+	margin = deadline_ms / 8 + VENDOR_HOP_MARGIN_MS;
+	return deadline_ms > margin + VENDOR_HOP_MARGIN_MS ? deadline_ms - margin : 0;
+}

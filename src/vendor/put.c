@@ -27,10 +27,13 @@ struct vput_op {
 	int fwd_rc;		    /* lock: 0 or -errno of the call */
 	Pstore__ChunkPutReply *fwd; /* lock: the downstream's reply */
 	char fwd_err[256];
+	uint64_t charged;	/* queue budget held until the op is freed */
+	uint32_t fwd_budget_ms; /* how long the forward may wait (ChunkPut deadline) */
 };
 
 static void op_free(struct vput_op *op)
 {
+	vendord_queue_done(op->vd, op->charged);
 	if (op->fwd)
 		pstore__chunk_put_reply__free_unpacked(op->fwd, NULL);
 	if (op->put)
@@ -70,13 +73,14 @@ static void op_reply(struct vput_op *op)
 		for (size_t i = 0; i < op->fwd->n_stored_on && ns < CHUNK_MAX_CHAIN; i++) {
 			uint32_t v = op->fwd->stored_on[i];
 
-			if (chunk_hdr_chain_pos(&op->hdr, v) >= 0 && !id_listed(stored, ns, v))
+			if (vcheck_downstream(&op->hdr, vd->cfg->id, v) &&
+			    !id_listed(stored, ns, v))
 				stored[ns++] = v;
 		}
 		for (size_t i = 0; i < op->fwd->n_failed && nf < CHUNK_MAX_CHAIN; i++) {
 			uint32_t v = op->fwd->failed[i];
 
-			if (chunk_hdr_chain_pos(&op->hdr, v) >= 0 &&
+			if (vcheck_downstream(&op->hdr, vd->cfg->id, v) &&
 			    !id_listed(failed, nf, v) && !id_listed(stored, ns, v))
 				failed[nf++] = v;
 		}
@@ -134,10 +138,13 @@ static void forward_run(void *arg, bool cancelled)
 		fwd.n_chain = op->put->n_chain - 1;
 		fwd.chain = op->put->chain + 1;
 		fwd.from_vendor = true;
+		/* the next hop gets less time than we have, so that we can still
+		 * answer our sender in time when it does not answer */
+		fwd.deadline_ms = vcheck_forward_budget(op->fwd_budget_ms);
 		rc = xport_call2(op->vd->pool, addr, MSG_CHUNK_PUT, &fwd.base, req->data,
 				 CHUNK_HDR_LEN, req->data + CHUNK_HDR_LEN, op->hdr.stored_len,
 				 &pstore__chunk_put_reply__descriptor, &rep,
-				 VENDOR_FORWARD_TIMEOUT_MS, err, sizeof(err));
+				 (int)op->fwd_budget_ms, err, sizeof(err));
 		if (rc < 0 && err[0] == '\0')
 			snprintf(err, sizeof(err), "%s", strerror(-rc));
 	}
@@ -221,7 +228,7 @@ static bool put_checks(struct vput_op *op, bool *from_vendor, struct cap_token *
 	return true;
 }
 
-void vput_handle(struct vendord *vd, struct xport_req *req)
+void vput_handle(struct vendord *vd, struct xport_req *req, uint64_t charged)
 {
 	struct vput_op *op = calloc(1, sizeof(*op));
 	struct cap_token tok;
@@ -231,9 +238,11 @@ void vput_handle(struct vendord *vd, struct xport_req *req)
 
 	if (!op) {
 		xport_reply_error(req, ENOMEM, "out of memory");
+		vendord_queue_done(vd, charged);
 		return;
 	}
 	op->vd = vd;
+	op->charged = charged;
 	op->req = req;
 	pthread_mutex_init(&op->lock, NULL);
 	op->put = (Pstore__ChunkPut *)xport_req_unpack(req, &pstore__chunk_put__descriptor);
@@ -248,7 +257,11 @@ void vput_handle(struct vendord *vd, struct xport_req *req)
 	}
 
 	op->pending = 1;
-	if (op->put->n_chain > 1) {
+	op->fwd_budget_ms = vcheck_forward_budget(op->put->deadline_ms);
+	if (op->put->n_chain > 1 && op->fwd_budget_ms == 0) {
+		op->fwd_rc = -ETIMEDOUT;
+		snprintf(op->fwd_err, sizeof(op->fwd_err), "no time left to forward");
+	} else if (op->put->n_chain > 1) {
 		op->pending = 2;
 		rc = vworkq_push(vd->forwarders, forward_run, op);
 		if (rc < 0) {

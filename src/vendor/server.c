@@ -16,7 +16,26 @@
 struct vtask {
 	struct vendord *vd;
 	struct xport_req *req;
+	uint64_t charged; /* bytes of the queue budget this request holds */
 };
+
+bool vendord_queue_admit(struct vendord *vd, uint64_t n)
+{
+	uint64_t cur = __atomic_load_n(&vd->queued_bytes, __ATOMIC_RELAXED);
+
+	do {
+		/* a request larger than the budget still gets through alone */
+		if (cur > 0 && (cur + n < cur || cur + n > vd->cfg->queue_bytes))
+			return false;
+	} while (!__atomic_compare_exchange_n(&vd->queued_bytes, &cur, cur + n, false,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return true;
+}
+
+void vendord_queue_done(struct vendord *vd, uint64_t n)
+{
+	__atomic_fetch_sub(&vd->queued_bytes, n, __ATOMIC_RELAXED);
+}
 
 int vendord_set_fat_key(struct vendord *vd, const uint8_t *pub, size_t len)
 {
@@ -158,12 +177,14 @@ static void vtask_run(void *arg, bool cancelled)
 
 	if (cancelled) {
 		xport_reply_error(req, ESHUTDOWN, "vendor is shutting down");
+		vendord_queue_done(t->vd, t->charged);
 		free(t);
 		return;
 	}
 	switch (req->type) {
 	case MSG_CHUNK_PUT:
-		vput_handle(t->vd, req);
+		vput_handle(t->vd, req, t->charged);
+		t->charged = 0; /* the put gives it back when its forward is done */
 		break;
 	case MSG_CHUNK_GET:
 		handle_get(t->vd, req);
@@ -175,6 +196,7 @@ static void vtask_run(void *arg, bool cancelled)
 		xport_reply_error(req, EOPNOTSUPP, "unsupported request type %u", req->type);
 		break;
 	}
+	vendord_queue_done(t->vd, t->charged);
 	free(t);
 }
 
@@ -216,8 +238,15 @@ void vserver_handle(struct xport_req *req, void *arg)
 	}
 	t->vd = vd;
 	t->req = req;
+	t->charged = (uint64_t)req->ctl_len + req->data_len;
+	if (!vendord_queue_admit(vd, t->charged)) {
+		free(t);
+		xport_reply_error(req, EAGAIN, "vendor busy (request queue full), retry");
+		return;
+	}
 	rc = vworkq_push(vd->workers, vtask_run, t);
 	if (rc < 0) {
+		vendord_queue_done(vd, t->charged);
 		free(t);
 		xport_reply_error(req, rc == -EAGAIN ? EAGAIN : ESHUTDOWN,
 				  rc == -EAGAIN ? "vendor busy, retry"

@@ -35,7 +35,8 @@
 #define VENDOR_ADDR_MAX 256
 #define VENDOR_MAX_WORKERS 256
 #define VENDOR_MAX_RECEIPTS 10000
-#define VENDOR_FORWARD_TIMEOUT_MS 30000
+#define VENDOR_FORWARD_TIMEOUT_MS 30000 /* longest wait for the next hop */
+#define VENDOR_HOP_MARGIN_MS 500	/* kept back per hop from a put's deadline */
 
 /* ---- config.c ---- */
 
@@ -229,6 +230,14 @@ int vcheck_token(const struct cap_key *key, const void *tok, size_t toklen,
 		 const struct chunk_hdr *h, uint32_t self, uint64_t accepted,
 		 uint64_t now_wall_ms, struct cap_token *out, char *err, size_t errlen);
 
+/* Is v in the header's chain after self?  Only those may a forwarded
+ * reply report as stored or failed (never self, nor hops before it). */
+bool vcheck_downstream(const struct chunk_hdr *h, uint32_t self, uint32_t v);
+/* How long to wait for the next hop of a put whose sender waits
+ * deadline_ms (0: unknown, VENDOR_FORWARD_TIMEOUT_MS): that less a margin
+ * for finishing here; 0 when too little is left to forward at all. */
+uint32_t vcheck_forward_budget(uint32_t deadline_ms);
+
 /* ---- readauth.c ---- */
 
 struct vendord;
@@ -280,12 +289,19 @@ struct vendord {
 	uint8_t fat_pub[32];	 /* key_lock */
 	struct vendor_fatlink *fatlink;
 	struct vprobe *probe; /* UDP path-probe responder (probe.c); NULL if none */
+	uint64_t queued_bytes; /* __atomic: data of admitted requests not yet done */
 };
 
 /* The libevent handler given to xport_server_new (arg = struct vendord). */
 void vserver_handle(struct xport_req *req, void *arg);
-/* MSG_CHUNK_PUT, on a worker thread; replies and frees req. */
-void vput_handle(struct vendord *vd, struct xport_req *req);
+/* MSG_CHUNK_PUT, on a worker thread; replies and frees req, and gives
+ * `charged` bytes back to the queue budget once the put (with its forward)
+ * is finished. */
+void vput_handle(struct vendord *vd, struct xport_req *req, uint64_t charged);
+/* The byte budget of queued requests (cfg->queue_bytes): admits n bytes
+ * (true) unless that would exceed it while other requests are queued. */
+bool vendord_queue_admit(struct vendord *vd, uint64_t n);
+void vendord_queue_done(struct vendord *vd, uint64_t n);
 /* Installs the FAT public key learnt from a register/heartbeat reply. */
 int vendord_set_fat_key(struct vendord *vd, const uint8_t *pub, size_t len);
 

@@ -12,27 +12,11 @@ import time
 
 import pytest
 
+from hardlib import set_vendor_option
 from pstorelib import chunk_header, pb, wait_for
 from seclib import MSG_CHUNK_PUT, MSG_COMMIT, Cluster, Peer, alloc, error_of, ok_of, volume_id
 
 ESTALE = 116
-
-
-def set_vendor_option(cluster, vendor, key, value):
-    """Puts key = value into the [vendor] section of vendorN.conf (restart
-    to apply)."""
-    path = cluster.proc("vendor%d" % vendor)["config"]
-    with open(path) as f:
-        lines = f.read().splitlines()
-    out = []
-    for line in lines:
-        if line.strip().startswith(key + " ") or line.strip().startswith(key + "="):
-            continue
-        out.append(line)
-        if line.strip() == "[vendor]":
-            out.append("%s = %s" % (key, value))
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -196,6 +196,45 @@ static void test_chain(void **state)
 	assert_int_equal(vcheck_chain(p, &h, 2, err, sizeof(err)), -EACCES);
 }
 
+/* A forwarded reply may report only hops after this vendor (M4). */
+static void test_downstream(void **state)
+{
+	struct chunk_hdr h = hdr;
+
+	(void)state;
+	h.chain_len = 3;
+	h.chain[0] = 2;
+	h.chain[1] = 5;
+	h.chain[2] = 7;
+	assert_true(vcheck_downstream(&h, 2, 5));
+	assert_true(vcheck_downstream(&h, 2, 7));
+	assert_true(vcheck_downstream(&h, 5, 7));
+	assert_false(vcheck_downstream(&h, 5, 2)); /* upstream */
+	assert_false(vcheck_downstream(&h, 5, 5)); /* self */
+	assert_false(vcheck_downstream(&h, 7, 5));
+	assert_false(vcheck_downstream(&h, 2, 9)); /* not in the chain */
+	assert_false(vcheck_downstream(&h, 9, 7)); /* we are not in it */
+}
+
+/* Each hop waits less than its sender (M7). */
+static void test_forward_budget(void **state)
+{
+	uint32_t d = 30000;
+
+	(void)state;
+	assert_true(vcheck_forward_budget(0) < VENDOR_FORWARD_TIMEOUT_MS);
+	assert_int_equal(vcheck_forward_budget(0), vcheck_forward_budget(30000));
+	assert_int_equal(vcheck_forward_budget(UINT32_MAX), vcheck_forward_budget(30000));
+	for (int hop = 0; hop < CHUNK_MAX_CHAIN - 1; hop++) {
+		uint32_t next = vcheck_forward_budget(d);
+
+		assert_true(next + VENDOR_HOP_MARGIN_MS <= d);
+		d = next;
+	}
+	assert_int_equal(vcheck_forward_budget(900), 0); /* too little left to forward */
+	assert_int_equal(vcheck_forward_budget(1), 0);
+}
+
 static void test_peer(void **state)
 {
 	char role[16];
@@ -224,6 +263,8 @@ int main(void)
 	    cmocka_unit_test(test_token_over_limit),
 	    cmocka_unit_test(test_token_no_key_or_garbage),
 	    cmocka_unit_test(test_chain),
+	    cmocka_unit_test(test_downstream),
+	    cmocka_unit_test(test_forward_budget),
 	    cmocka_unit_test(test_peer),
 	};
 	char path[128], cmd[128];
