@@ -467,6 +467,7 @@ static bool piece_known(struct vendor_store *st, const struct vendor_device *d,
 	unsigned long i;
 	bool known;
 	char hex[2 * CHUNK_ID_LEN + 1];
+	int rc;
 
 	*ours = false;
 	if (strlen(name) < 2 * CHUNK_ID_LEN + 2 || name[2 * CHUNK_ID_LEN] != '.')
@@ -480,8 +481,15 @@ static bool piece_known(struct vendor_store *st, const struct vendor_device *d,
 	if (*end != '\0' || errno || name[2 * CHUNK_ID_LEN + 1] == '\0')
 		return false;
 	*ours = true;
-	if (vindex_chunk_get(st->ix, id, &rec) < 0)
+	rc = vindex_chunk_get(st->ix, id, &rec);
+	if (rc == -ENOENT)
 		return false;
+	if (rc < 0) {
+		/* an unreadable record is not a missing one: keep the piece */
+		log_warn("index: chunk %s: %s; keeping its piece %s", hex, strerror(-rc), name);
+		*ours = false;
+		return false;
+	}
 	known = i < rec->n_pieces && rec->pieces[i]->device == d->id;
 	pstore__vchunk__free_unpacked(rec, NULL);
 	return known;

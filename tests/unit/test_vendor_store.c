@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "common.h"
 #include "vendor.h"
@@ -421,6 +422,56 @@ static void test_orphans_removed_after_crash(void **state)
 	free(lost.payload);
 }
 
+/* Recovery removes a piece only when its chunk has no record: a record
+ * that cannot be read (here: one that does not decode) keeps its pieces. */
+static void test_recovery_keeps_pieces_of_unreadable_records(void **state)
+{
+	struct fx *f = *state;
+	struct chunk c;
+	char p0[VENDOR_PATH_MAX + 64];
+	struct vendor_device d = {0};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	Pstore__VChunk *rec;
+	bool found = false;
+
+	chunk_make(&c, 5000, 1);
+	assert_int_equal(put(f, &c, 0), 0);
+	assert_int_equal(vindex_chunk_get(vstore_index(f->st), c.h.chunk_id, &rec), 0);
+	for (size_t i = 0; i < f->ndev; i++) {
+		snprintf(d.path, sizeof(d.path), "%s", f->devs[i]);
+		vdev_piece_path(&d, c.h.chunk_id, 0, p0, sizeof(p0));
+		if (exists(p0)) {
+			found = true;
+			break;
+		}
+	}
+	pstore__vchunk__free_unpacked(rec, NULL);
+	assert_true(found);
+	vstore_close(f->st);
+	f->st = NULL;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, 8ull << 30);
+	assert_int_equal(mdb_env_open(env, f->index, MDB_NOTLS, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "chunks", 0, &dbi), 0);
+	k.mv_size = CHUNK_ID_LEN;
+	k.mv_data = c.h.chunk_id;
+	v.mv_size = 5;
+	v.mv_data = "\xff\xff\xff\xff\xff";
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_int_equal(vstore_open(f->devs, f->ndev, 0, f->index, &f->st), 0);
+	assert_true(exists(p0));
+	free(c.payload);
+}
+
 static void test_corrupt_piece_on_disk(void **state)
 {
 	struct fx *f = *state;
@@ -477,6 +528,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_delete, setup4, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphans_removed_after_crash, setup2, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_piece_on_disk, setup2, teardown),
+	    cmocka_unit_test_setup_teardown(test_recovery_keeps_pieces_of_unreadable_records,
+					    setup2, teardown),
 	    cmocka_unit_test(test_placement),
 	};
 
