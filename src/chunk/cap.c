@@ -46,8 +46,24 @@ struct cap_key *cap_key_load(const char *path, bool create)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
+		char tmp[4096], dir[4096], *slash;
+
+		/* Written whole under a temporary name, then linked in and the
+		 * directory fsynced: a crash leaves either no key or the whole
+		 * key, durably (never an empty file, never a lost entry). */
+		if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
+		    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+			log_err("%s: path too long", path);
+			return NULL;
+		}
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		else
+			snprintf(dir, sizeof(dir), ".");
 		random_fill(raw, sizeof(raw));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		unlink(tmp); /* left by a crash before the link */
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			log_err("%s: cannot create signing key: %s", path, strerror(errno));
 			return NULL;
@@ -56,9 +72,15 @@ struct cap_key *cap_key_load(const char *path, bool create)
 		if (rc == 0 && fsync(fd) < 0)
 			rc = -errno;
 		close(fd);
+		if (rc == 0 && link(tmp, path) < 0)
+			rc = -errno;
+		unlink(tmp);
+		if (rc == 0)
+			rc = fsync_dir(dir);
+		if (rc == -EEXIST) /* another process created it meanwhile */
+			return cap_key_load(path, false);
 		if (rc < 0) {
 			log_err("%s: cannot write signing key: %s", path, strerror(-rc));
-			unlink(path);
 			return NULL;
 		}
 		log_info("created signing key %s", path);
