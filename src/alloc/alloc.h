@@ -50,6 +50,9 @@ struct alloc_volume {
 	uint8_t read_token[CAP_READ_TOKEN_MAX];
 	size_t read_token_len;
 	uint64_t read_token_ms; /* wall clock when it was obtained */
+	/* the wrapped volume key (empty: an unencrypted volume; volkey.c) */
+	uint8_t key_blob[256];
+	size_t key_blob_len;
 };
 
 /* Takes a reference to pool (which must outlive the context). */
@@ -72,6 +75,10 @@ int alloc_fat_call_err(struct alloc_ctx *a, uint16_t type, const ProtobufCMessag
 
 int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
 			uint32_t chunk_size, struct alloc_volume *out);
+/* The same with a wrapped volume key (volkey.c makes it). */
+int alloc_volume_create_keyed(struct alloc_ctx *a, const char *name, uint32_t copies,
+			      uint32_t chunk_size, const uint8_t *key_blob, size_t blob_len,
+			      struct alloc_volume *out);
 /* Looks the volume up and makes it the context's volume. */
 int alloc_volume_open(struct alloc_ctx *a, const char *name, struct alloc_volume *out);
 const struct alloc_volume *alloc_volume(const struct alloc_ctx *a);
@@ -103,6 +110,7 @@ struct alloc_chunk {
 	uint16_t flags;
 	uint32_t vendors[CHUNK_MAX_CHAIN];
 	unsigned n_vendors;     /* == copies on success */
+	uint8_t digest[CHUNK_DIGEST_LEN]; /* of the stored payload (the header's) */
 	int status;             /* 0 or -errno */
 };
 
@@ -152,6 +160,10 @@ struct alloc_chunk_ref {
 	uint32_t raw_len;
 	uint32_t vendors[CHUNK_MAX_CHAIN];
 	unsigned n_vendors;
+	/* the digest of the stored payload when it was committed: a replica
+	 * whose header says otherwise is not the chunk that was written */
+	bool has_digest;
+	uint8_t digest[CHUNK_DIGEST_LEN];
 };
 
 /* Fetches the whole chunk from the replica with the best current latency,
@@ -163,6 +175,42 @@ int alloc_fetch(struct alloc_ctx *a, const struct alloc_chunk_ref *ref, void *ra
 
 /* Sends queued validation receipts now (also done periodically and on free). */
 void alloc_receipts_flush(struct alloc_ctx *a);
+
+/* ---- the volume key (volkey.c; docs/encryption.md) ----
+ * An encrypted volume's chunks are sealed before upload and opened after
+ * fetch, and its metadata mirror is sealed in alloc_commit and opened in
+ * alloc_meta_list: callers see plaintext on this side only. */
+
+/* Where the secret protecting a volume key comes from, in this order:
+ * key_file, passphrase_file, $PSTORE_PASSPHRASE (env), the terminal
+ * (prompt, when stdin is one). */
+struct alloc_secret_src {
+	const char *key_file;        /* the whole file (8..4096 bytes) */
+	const char *passphrase_file; /* its first line */
+	bool env;
+	bool prompt;
+};
+/* Reads the secret into buf (4097 bytes), *kind = VKEY_KEYFILE or
+ * VKEY_PASSPHRASE (aead.h); confirm: ask twice on the terminal.  0,
+ * -ENOENT (no source at all), -EINVAL (too short or long), -errno; a
+ * message for the user in err. */
+int alloc_secret_read(const struct alloc_secret_src *src, const char *what, bool confirm,
+		      uint8_t *buf, size_t *len, int *kind, char *err, size_t errlen);
+/* A new volume key wrapped under the secret (blob of VKEY_BLOB_LEN). */
+int alloc_key_new(const uint8_t *secret, size_t len, int kind, uint8_t *blob, size_t *blob_len);
+/* Opens the context's volume key with the secret from src and turns
+ * encryption on (nothing to do for an unencrypted volume).  Call once,
+ * before other threads use the context.  0, -EACCES (wrong passphrase or
+ * key file), -ENOENT (no secret given), -EBADMSG; a message in err. */
+int alloc_volume_unlock(struct alloc_ctx *a, const struct alloc_secret_src *src, char *err,
+			size_t errlen);
+bool alloc_volume_encrypted(const struct alloc_ctx *a);
+/* `pstore volume passwd`: the volume key out of old_blob (with old_secret),
+ * wrapped under new_secret, swapped at the FAT if the blob is still
+ * old_blob.  -EACCES (wrong old secret), -ESTALE (changed meanwhile). */
+int alloc_volume_rekey(struct alloc_ctx *a, const char *name, const uint8_t *old_blob,
+		       size_t old_len, const uint8_t *old_secret, size_t old_slen,
+		       const uint8_t *new_secret, size_t new_slen, int new_kind);
 
 /* ---- path probing (probe.c, score.c; docs/probing.md) ---- */
 

@@ -263,6 +263,8 @@ struct alloc_ctx {
 	size_t n_leases, cap_leases;    /* bg_lock */
 	struct bad_report *bad;     /* bg_lock: reports waiting to be sent */
 	size_t n_bad, cap_bad;      /* bg_lock */
+
+	struct vkey *vk;            /* set once by alloc_volume_unlock; NULL: clear */
 };
 
 /* Copies the volume (0 or -ENOENT when none was opened). */
@@ -281,6 +283,20 @@ bool alloc_err_transient(int rc);
 /* ---- upload.c ---- */
 /* Takes the fresh tokens of a lease renewal (called by bg.c with bg_lock held). */
 void alloc_session_renewed(struct alloc_session *s, const Pstore__AllocReply *r);
+
+/* ---- volkey.c: sealing the mirror (the volume key is a->vk) ---- */
+/* Sealed copies of meta[] (keys hashed, values sealed) into *out, whose
+ * buffers volkey_free_ops releases.  Unencrypted volumes: *out = meta. */
+int volkey_seal_ops(struct alloc_ctx *a, const uint8_t owner[CHUNK_OWNER_LEN],
+		    const struct alloc_meta_op *meta, size_t n, struct alloc_meta_op **out);
+void volkey_free_ops(const struct alloc_meta_op *meta, struct alloc_meta_op *ops, size_t n);
+/* Opens one listed entry: *plain (malloc'd) holds what key/val point into.
+ * Unencrypted volumes: the entry itself, *plain NULL.  0 or -EBADMSG. */
+int volkey_open_item(struct alloc_ctx *a, const uint8_t owner[CHUNK_OWNER_LEN],
+		     const uint8_t *hkey, size_t hklen, const uint8_t *sval, size_t slen,
+		     uint8_t **plain, const uint8_t **key, size_t *klen, const uint8_t **val,
+		     size_t *vlen);
+void volkey_free(struct alloc_ctx *a);
 
 /* ---- bg.c: the background thread ---- */
 int alloc_bg_start(struct alloc_ctx *a);

@@ -119,6 +119,7 @@ void alloc_free(struct alloc_ctx *a)
 	for (size_t i = 0; i < a->n_fat; i++)
 		free(a->fat_addrs[i]);
 	free(a->fat_addrs);
+	volkey_free(a); /* after every thread that seals or opens */
 	free(a->vaddrs);
 	free(a->leases);
 	free(a->bad);
@@ -224,6 +225,13 @@ static int volume_from_msg(const Pstore__VolumeInfo *vi, struct alloc_volume *ou
 	return 0;
 }
 
+	if (vi->key_blob.len > sizeof(out->key_blob)) {
+		log_err("alloc: FAT sent an oversized volume key blob");
+		return -EBADMSG;
+	}
+	if (vi->key_blob.len)
+		memcpy(out->key_blob, vi->key_blob.data, vi->key_blob.len);
+	out->key_blob_len = vi->key_blob.len;
 int alloc_read_token(struct alloc_ctx *a, bool force, uint8_t *tok, size_t *len)
 {
 	struct alloc_volume v;
@@ -268,6 +276,13 @@ int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
 {
 	Pstore__VolumeInfo vi = PSTORE__VOLUME_INFO__INIT;
 	struct xport_reply rep = {0};
+{
+	return alloc_volume_create_keyed(a, name, copies, chunk_size, NULL, 0, out);
+}
+
+int alloc_volume_create_keyed(struct alloc_ctx *a, const char *name, uint32_t copies,
+			      uint32_t chunk_size, const uint8_t *key_blob, size_t blob_len,
+			      struct alloc_volume *out)
 	struct alloc_volume v;
 	int rc;
 
@@ -280,12 +295,18 @@ int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
 	rc = alloc_fat_call(a, MSG_VOLUME_CREATE, &vi.base, &pstore__volume_info__descriptor,
 			    &rep);
 	if (rc < 0)
+	vi.key_blob.data = (uint8_t *)key_blob;
+	vi.key_blob.len = key_blob ? blob_len : 0;
 		return rc;
 	rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &v);
 	xport_reply_clear(&rep);
 	if (rc == 0 && out)
 		*out = v;
 	return rc;
+	if (rc == 0 && v.key_blob_len != (key_blob ? blob_len : 0)) {
+		log_err("alloc: the FAT did not keep the volume's key blob");
+		rc = -EPROTO;
+	}
 }
 
 int alloc_volume_open(struct alloc_ctx *a, const char *name, struct alloc_volume *out)
@@ -351,6 +372,29 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
 {
 	struct alloc_volume vol;
+/* One listed entry to cb, opened when the volume is encrypted. */
+static int list_item(struct alloc_ctx *a, const struct alloc_volume *vol,
+		     const Pstore__MetaOp *m, alloc_meta_cb cb, void *arg)
+{
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	uint8_t *plain = NULL;
+	int rc;
+
+	rc = volkey_open_item(a, vol->id, m->key.data, m->key.len, m->value.data, m->value.len,
+			      &plain, &key, &klen, &val, &vlen);
+	if (rc == -EBADMSG) {
+		/* not ours, or tampered with at the FAT: like a malformed entry */
+		log_warn("alloc: a metadata mirror entry does not open with the volume key; "
+			 "ignored");
+		return 0;
+	}
+	if (rc == 0)
+		rc = cb(key, klen, val, vlen, arg);
+	free(plain);
+	return rc;
+}
+
 	uint8_t *after = NULL;
 	size_t after_len = 0;
 	int rc;
@@ -398,7 +442,7 @@ int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
 			after_len = m->key.len;
 			if (m->del)
 				continue;
-			rc = cb(m->key.data, m->key.len, m->value.data, m->value.len, arg);
+			rc = list_item(a, &vol, m, cb, arg);
 		}
 		more = ml->more;
 		xport_reply_clear(&rep);

@@ -2,8 +2,9 @@
  * fetch.c - reading a committed chunk back (DESIGN.md step 10): its replicas
  * are tried in the order of their current latency estimate (vstats.c); each
  * answer is checked against what the file system remembers (chunk id,
- * owner, sizes) and verified by chunk_decode (digest of the stored payload,
- * then decompression).  Any failure moves on to the next replica; a replica
+ * owner, sizes, the digest committed with the chunk) and verified by
+ * chunk_open_decode (digest of the stored payload, then, on an encrypted
+ * volume, the AEAD tag under the chunk's key, then decompression).  Any failure moves on to the next replica; a replica
  * that is corrupt or missing is reported to the FAT (from the background
  * thread).  A verified fetch queues a validation receipt for the vendor that
  * served it.  With path probing (probe.c) the order is the live score and
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aead.h"
 #include "alloc_int.h"
 
 /* One attempt at one vendor.  *bad is set when the vendor answered with data
@@ -64,6 +66,10 @@ static int fetch_one(struct alloc_ctx *a, const struct alloc_volume *vol,
 	if (rc < 0) {
 		if (rc == -ENOENT)
 			*bad = "missing";
+		/* the vendor answered that it cannot read its copy back (its
+		 * pieces fail the digest, or its disk fails): a bad replica */
+		else if (rc == -EIO && err[0])
+			*bad = "the vendor cannot read its copy";
 		if (alloc_err_transient(rc))
 			xport_pool_forget(a->pool, addr);
 		log_debug("fetch: vendor %u (%s): %s%s%s", vendor_id, addr, strerror(-rc),
@@ -83,10 +89,17 @@ static int fetch_one(struct alloc_ctx *a, const struct alloc_volume *vol,
 		*bad = "header does not match";
 		goto out;
 	}
-	rc = chunk_decode(&h, rep.data + CHUNK_HDR_LEN, h.stored_len, raw);
+	/* the digest committed with the chunk, not only the vendor's own word */
+	if (ref->has_digest && memcmp(h.digest, ref->digest, CHUNK_DIGEST_LEN) != 0) {
+		*bad = "digest differs from the committed one";
+		goto out;
+	}
+	rc = chunk_open_decode(a->vk, &h, rep.data + CHUNK_HDR_LEN, h.stored_len, raw);
 	if (rc < 0) {
 		if (rc == -EBADMSG)
-			*bad = "digest mismatch";
+			*bad = a->vk ? "digest or seal mismatch" : "digest mismatch";
+		else if (rc == -EPROTO)
+			*bad = a->vk ? "not encrypted" : "encrypted";
 		goto out;
 	}
 	*hout = h;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aead.h"
 #include "alloc_int.h"
 
 #define PUT_TIMEOUT_MS 30000
@@ -67,7 +68,8 @@ static uint64_t round_chunks(uint64_t bytes, uint32_t chunk_size)
 	uint64_t cs = chunk_size ? chunk_size : (4u << 20);
 	uint64_t n = bytes / cs + (bytes % cs != 0);
 
-	return MAX(n, (uint64_t)1) * cs;
+	/* a sealed chunk is CHUNK_SEAL_OVERHEAD bytes longer than its data */
+	return MAX(n, (uint64_t)1) * (cs + CHUNK_SEAL_OVERHEAD);
 }
 
 /* MSG_ALLOC for `bytes` raw bytes; merges the candidates and registers the
@@ -447,9 +449,37 @@ out:
 	return rc;
 }
 
-static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
+/* A new chunk id and the stored payload of c: compressed, and sealed with
+ * the volume key when the volume is encrypted. */
+static int encode_chunk(struct alloc_session *s, const struct alloc_chunk *c,
+			struct chunk_hdr *h, uint8_t **stored, size_t *stored_len)
 {
 	struct alloc_ctx *a = s->a;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	chunk_id_new(h->chunk_id);
+	h->magic = CHUNK_HDR_MAGIC;
+	h->version = CHUNK_HDR_VERSION;
+	memcpy(h->owner, s->vol.id, CHUNK_OWNER_LEN);
+	h->pieces = (uint8_t)a->pieces;
+	if (a->vk) {
+		rc = chunk_seal_encode(a->vk, c->raw, c->raw_len, a->zstd_level, h, stored);
+		if (rc == 0)
+			*stored_len = h->stored_len;
+		return rc;
+	}
+	rc = chunk_encode(c->raw, c->raw_len, a->zstd_level, stored, stored_len, &h->flags,
+			  h->digest);
+	if (rc < 0)
+		return rc;
+	h->raw_len = (uint32_t)c->raw_len;
+	h->stored_len = (uint32_t)*stored_len;
+	return 0;
+}
+
+static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
+{
 	unsigned copies = s->vol.copies;
 	struct chunk_hdr h;
 	uint8_t *stored = NULL;
@@ -464,18 +494,9 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 	/* the FAT refuses empty placements: an empty file has no chunk */
 	if (c->raw_len == 0 || c->raw_len > CHUNK_MAX_RAW || !c->raw)
 		return -EINVAL;
-	memset(&h, 0, sizeof(h));
-	rc = chunk_encode(c->raw, c->raw_len, a->zstd_level, &stored, &stored_len, &h.flags,
-			  h.digest);
+	rc = encode_chunk(s, c, &h, &stored, &stored_len);
 	if (rc < 0)
 		return rc;
-	chunk_id_new(h.chunk_id);
-	h.magic = CHUNK_HDR_MAGIC;
-	h.version = CHUNK_HDR_VERSION;
-	memcpy(h.owner, s->vol.id, CHUNK_OWNER_LEN);
-	h.pieces = (uint8_t)a->pieces;
-	h.raw_len = (uint32_t)c->raw_len;
-	h.stored_len = (uint32_t)stored_len;
 
 	rc = -EIO;
 	for (int attempt = 0; attempt < PUT_ATTEMPTS && n_have < copies; attempt++) {
@@ -494,7 +515,12 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 			chunk_id_hex(h.chunk_id, hex);
 			log_info("upload: chunk %s: lease %llu has no replacement vendor, "
 				 "uploading it anew", hex, (unsigned long long)chunk_lease);
-			chunk_id_new(h.chunk_id);
+			/* a new id: sealed anew too (the id picks the chunk's key) */
+			free(stored);
+			stored = NULL;
+			rc = encode_chunk(s, c, &h, &stored, &stored_len);
+			if (rc < 0)
+				break;
 			n_have = 0;
 			chunk_lease = 0;
 			continue;
@@ -522,6 +548,7 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 		memcpy(c->chunk_id, h.chunk_id, CHUNK_ID_LEN);
 		c->stored_len = stored_len;
 		c->flags = h.flags;
+		memcpy(c->digest, h.digest, CHUNK_DIGEST_LEN);
 		memcpy(c->vendors, have, n_have * sizeof(have[0]));
 		c->n_vendors = n_have;
 		rc = record_placed(s, c, chunk_lease);
@@ -657,6 +684,8 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 	Pstore__CommitRequest cr = PSTORE__COMMIT_REQUEST__INIT;
 	Pstore__ChunkPlacement *pl = NULL, **plp = NULL;
 	Pstore__MetaOp *mo = NULL, **mop = NULL;
+	const struct alloc_meta_op *orig = meta;
+	struct alloc_meta_op *sealed = NULL;
 	ProtobufCBinaryData *fr = NULL;
 	struct xport_reply rep = {0};
 	struct alloc_volume vol;
@@ -700,6 +729,12 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 		fr[i].data = (uint8_t *)freed[i];
 		fr[i].len = CHUNK_ID_LEN;
 	}
+	rc = volkey_seal_ops(a, vol.id, meta, n_meta, &sealed);
+	if (rc < 0) {
+		log_err("alloc: sealing %zu metadata changes failed: %s", n_meta, strerror(-rc));
+		goto done;
+	}
+	meta = sealed;
 	for (size_t i = 0; i < n_meta; i++) {
 		pstore__meta_op__init(&mo[i]);
 		mo[i].key.data = (uint8_t *)meta[i].key;
@@ -769,6 +804,7 @@ done:
 	free(fr);
 	free(mo);
 	free(mop);
+	volkey_free_ops(orig, sealed, n_meta);
 	session_free(s);
 	return rc;
 }

@@ -31,6 +31,8 @@ struct cli_conf {
 	char cert[PATH_MAX];
 	char key[PATH_MAX];
 	char crl[PATH_MAX];     /* [tls] crl, optional */
+	char key_file[PATH_MAX];        /* [client] key_file: an encrypted volume's */
+	char passphrase_file[PATH_MAX]; /* [client] passphrase_file */
 	uint32_t lease_ms;
 	int timeout_ms;
 };
@@ -56,7 +58,7 @@ void cli_close(struct cli *c);
 /* "4.0 GiB" style; buf of at least 16 bytes. */
 const char *cli_human(uint64_t bytes, char *buf, size_t len);
 
-/* cmd_volume.c: volume create|list */
+/* cmd_volume.c: volume create|list|passwd */
 int cmd_volume(struct cli *c, int argc, char **argv);
 /* cmd_vendors.c: vendors [--json] */
 int cmd_vendors(struct cli *c, int argc, char **argv);

@@ -26,7 +26,9 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  volume create NAME [--copies N] [--chunk-size SIZE]   create a volume\n"
+		"         [--key-file F | --passphrase-file F | --no-encryption]\n"
 		"  volume list [--json]                                  list volumes\n"
+		"  volume passwd NAME           protect a volume's key with a new passphrase\n"
 		"  vendors [--json]             every vendor the FAT server knows\n"
 		"  locate FILE [--json]         where each chunk of FILE (on a mount) lives\n"
 		"  sync FILE|MOUNT              store everything written so far (fsync of the mount)\n"
@@ -82,6 +84,10 @@ static int conf_handler(void *user, const char *section, const char *name, const
 			return copy_str(cf->fat, sizeof(cf->fat), value);
 		if (strcmp(name, "volume") == 0)
 			return copy_str(cf->volume, sizeof(cf->volume), value);
+		if (strcmp(name, "key_file") == 0)
+			return copy_str(cf->key_file, sizeof(cf->key_file), value);
+		if (strcmp(name, "passphrase_file") == 0)
+			return copy_str(cf->passphrase_file, sizeof(cf->passphrase_file), value);
 		if (strcmp(name, "lease_ms") == 0) {
 			if (parse_u64(value, &v) < 0 || v == 0 || v > UINT32_MAX)
 				return 0;

@@ -65,6 +65,8 @@ static const ProtobufCMessageDescriptor *request_desc(uint16_t type)
 		return &pstore__volume_info__descriptor;
 	case MSG_VOLUME_GET:
 		return &pstore__volume_get__descriptor;
+	case MSG_VOLUME_KEY_SET:
+		return &pstore__volume_key_set__descriptor;
 	case MSG_VOLUME_LIST:
 	case MSG_VENDOR_LIST:
 	case MSG_STATFS:
@@ -142,6 +144,10 @@ static void handle(struct fat_ctx *fc, struct xport_req *req, ProtobufCMessage *
 			fat_rec_free(out);
 			out = NULL;
 		}
+		break;
+	case MSG_VOLUME_KEY_SET:
+		rc = fat_volume_key_set(fc, (Pstore__VolumeKeySet *)msg,
+					(Pstore__VolumeInfo **)&out);
 		break;
 	case MSG_VOLUME_LIST:
 		rc = fat_volume_list(fc, (Pstore__VolumeList **)&out);

@@ -2,7 +2,9 @@
  * volumes.c - volumes: create (validated name, copies, chunk size; random
  * 16-byte id), get, list.  The revision a volume carries is bumped by
  * commit.c.  The owner recorded at creation is the caller's (dispatch.c
- * fills it in from the certificate); owner.c checks it.
+ * fills it in from the certificate); owner.c checks it.  The wrapped volume
+ * key (key_blob) is the client's: stored, handed back, swapped by `pstore
+ * volume passwd`, never looked into.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -103,13 +105,17 @@ int fat_volume_create(struct fat_ctx *fc, const Pstore__VolumeInfo *req,
 	if (cs < VOL_MIN_CHUNK || cs > VOL_MAX_CHUNK || (cs & (cs - 1)) != 0)
 		return fat_fail(fc, -EINVAL,
 				"chunk size must be a power of two from 64 KiB to 16 MiB");
+	if (req->key_blob.len > FAT_KEY_BLOB_MAX)
+		return fat_fail(fc, -EINVAL, "wrapped volume key over %u bytes", FAT_KEY_BLOB_MAX);
 	vi = malloc(sizeof(*vi));
 	if (!vi)
 		return -ENOMEM;
 	pstore__volume_info__init(vi);
 	vi->name = fat_strdup(req->name);
 	random_fill(id, sizeof(id));
-	if (fat_bytes_set(&vi->id, id, sizeof(id)) < 0) {
+	if (fat_bytes_set(&vi->id, id, sizeof(id)) < 0 ||
+	    (req->key_blob.len &&
+	     fat_bytes_set(&vi->key_blob, req->key_blob.data, req->key_blob.len) < 0)) {
 		fat_rec_free(vi);
 		return -ENOMEM;
 	}
@@ -131,6 +137,61 @@ int fat_volume_create(struct fat_ctx *fc, const Pstore__VolumeInfo *req,
 	log_info("volume %s created (copies %u, chunk size %u, owner %s)", vi->name, copies, cs,
 		 vi->owner[0] ? vi->owner : "none");
 	*out = vi;
+	return 0;
+}
+
+struct key_op {
+	struct fat_ctx *fc;
+	const Pstore__VolumeKeySet *req;
+	Pstore__VolumeInfo *vi;
+};
+
+static int key_fn(struct fat_txn *t, void *arg)
+{
+	struct key_op *op = arg;
+	const Pstore__VolumeKeySet *req = op->req;
+	struct fat_key k;
+	int rc;
+
+	fat_rec_free(op->vi);
+	op->vi = NULL;
+	rc = fat_volume_load(op->fc, t, req->volume, &op->vi);
+	if (rc < 0)
+		return rc;
+	if (op->vi->key_blob.len == 0)
+		return fat_fail(op->fc, -EINVAL, "volume %s is not encrypted", req->volume);
+	if (op->vi->key_blob.len != req->old_blob.len ||
+	    memcmp(op->vi->key_blob.data, req->old_blob.data, req->old_blob.len) != 0)
+		return fat_fail(op->fc, -ESTALE,
+				"the key of volume %s changed meanwhile; try again", req->volume);
+	if (fat_bytes_set(&op->vi->key_blob, req->key_blob.data, req->key_blob.len) < 0)
+		return -ENOMEM;
+	fat_key_volume(&k, req->volume);
+	rc = fat_rec_put(t, &k, &op->vi->base);
+	if (rc < 0)
+		return fat_fail(op->fc, rc, "cannot store volume %s", req->volume);
+	return 0;
+}
+
+int fat_volume_key_set(struct fat_ctx *fc, const Pstore__VolumeKeySet *req,
+		       Pstore__VolumeInfo **out)
+{
+	struct key_op op = {.fc = fc, .req = req};
+	int rc;
+
+	*out = NULL;
+	if (!req->volume || !fat_volume_name_ok(req->volume))
+		return fat_fail(fc, -EINVAL, "invalid volume name");
+	if (req->key_blob.len == 0 || req->key_blob.len > FAT_KEY_BLOB_MAX)
+		return fat_fail(fc, -EINVAL, "wrapped volume key must be 1..%u bytes",
+				FAT_KEY_BLOB_MAX);
+	rc = fat_store_run(fc->store, false, key_fn, &op);
+	if (rc < 0) {
+		fat_rec_free(op.vi);
+		return rc;
+	}
+	log_info("volume %s: wrapped key replaced", req->volume);
+	*out = op.vi;
 	return 0;
 }
 

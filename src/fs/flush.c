@@ -628,6 +628,8 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 		ref.raw_len = (uint32_t)u->len;
 		ref.n_vendors = ac[k].n_vendors;
 		memcpy(ref.vendors, ac[k].vendors, sizeof(ref.vendors));
+		ref.has_digest = true;
+		memcpy(ref.digest, ac[k].digest, CHUNK_DIGEST_LEN);
 		e->ref = ref;
 		k++;
 		ops[n_ops].key = keys[i];

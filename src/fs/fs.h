@@ -50,6 +50,8 @@ struct fs_config {
 	char *log_file;
 	char *fat;               /* comma-separated */
 	char *tls_ca, *tls_cert, *tls_key;
+	char *passphrase_file;   /* the volume key's secret (docs/encryption.md) */
+	char *key_file;
 	uint32_t lease_ms;
 	int zstd_level;
 	unsigned upload_threads;
@@ -117,7 +119,7 @@ int mirror_key_parse(const uint8_t *key, size_t klen, uint64_t *a, uint64_t *b,
 
 #define MIRROR_INODE_MAX (80 + FS_SYMLINK_MAX)
 #define MIRROR_DIRENT_LEN 13
-#define MIRROR_CHUNK_MAX (1 + CHUNK_ID_LEN + 8 + 4 + 1 + 4 * CHUNK_MAX_CHAIN)
+#define MIRROR_CHUNK_MAX (1 + CHUNK_ID_LEN + 8 + 4 + 1 + 4 * CHUNK_MAX_CHAIN + CHUNK_DIGEST_LEN)
 size_t mirror_inode_encode(const struct fs_inode *in, uint8_t *out);
 int mirror_inode_decode(const uint8_t *buf, size_t len, uint64_t ino, struct fs_inode *out);
 size_t mirror_dirent_encode(const struct fs_dirent_val *d, uint8_t *out);

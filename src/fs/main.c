@@ -5,7 +5,7 @@
  *
  *   pstorefs [-f] [-d] [-o opt,...] MOUNTPOINT
  *   -o config=FILE,volume=NAME,state=DIR,cache=DIR,log=FILE,no_writeback,
- *      no_allow_other,no_default_permissions
+ *      no_allow_other,no_default_permissions,passphrase_file=F,key_file=F
  *   plus FUSE's own -o options, passed through.
  *
  * Without -f the process forks before any thread, LMDB environment or
@@ -43,6 +43,7 @@ struct cmd_opts {
 	int no_writeback;
 	int no_allow_other, no_default_permissions;
 	char *cache_max, *dirty_max, *writer_lease_ms;
+	char *passphrase_file, *key_file;
 	int ro;
 };
 
@@ -53,6 +54,7 @@ static const struct fuse_opt cmd_table[] = {
 	OPT("no_allow_other", no_allow_other), OPT("no_default_permissions", no_default_permissions),
 	OPT("cache_max=%s", cache_max), OPT("dirty_max=%s", dirty_max),
 	OPT("writer_lease_ms=%s", writer_lease_ms), OPT("ro", ro),
+	OPT("passphrase_file=%s", passphrase_file), OPT("key_file=%s", key_file),
 	FUSE_OPT_END,
 };
 
@@ -77,6 +79,9 @@ static void usage(const char *prog)
 	       "    -o cache_max=SIZE  chunk data the local cache keeps (default 2G)\n"
 	       "    -o dirty_max=SIZE  data not yet uploaded before writers wait (default 256M)\n"
 	       "    -o writer_lease_ms=MS  the volume writer lease (default 30000)\n"
+	       "    -o passphrase_file=FILE  an encrypted volume's passphrase (first line);\n"
+	       "                       else $PSTORE_PASSPHRASE, else asked on the terminal\n"
+	       "    -o key_file=FILE   an encrypted volume's key file\n"
 	       "    -V, --version      print the version\n\n"
 	       "See pstorefs(8).\n\n",
 	       prog);
@@ -132,6 +137,10 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 			rc = set_str(&c->state_dir, value);
 		else if (strcmp(name, "cache") == 0)
 			rc = set_str(&c->cache_dir, value);
+		else if (strcmp(name, "passphrase_file") == 0)
+			rc = set_str(&c->passphrase_file, value);
+		else if (strcmp(name, "key_file") == 0)
+			rc = set_str(&c->key_file, value);
 		else if (strcmp(name, "lease_ms") == 0) {
 			if ((rc = set_uint(value, 1000, 3600000, &v)) == 0)
 				c->lease_ms = (uint32_t)v;
@@ -222,6 +231,15 @@ static int load_config(struct cmd_opts *o)
 		return -ENOMEM;
 	if (o->log && set_str(&c->log_file, o->log) < 0)
 		return -ENOMEM;
+	/* a secret given on the command line replaces the config's, of either kind */
+	if (o->passphrase_file || o->key_file) {
+		free(c->passphrase_file);
+		free(c->key_file);
+		c->passphrase_file = c->key_file = NULL;
+		if ((o->passphrase_file && set_str(&c->passphrase_file, o->passphrase_file) < 0) ||
+		    (o->key_file && set_str(&c->key_file, o->key_file) < 0))
+			return -ENOMEM;
+	}
 	if (o->no_writeback)
 		c->writeback = false;
 	if (o->ro) {
@@ -302,6 +320,30 @@ static struct xport_tls *net_tls;
 static struct xport_pool *net_pool;
 static char **fat_addrs;
 
+/* An encrypted volume's key, before anything local or remote changes: a
+ * wrong passphrase ends the mount here. */
+static int unlock_volume(void)
+{
+	struct alloc_secret_src src = {.key_file = fs.cfg.key_file,
+				       .passphrase_file = fs.cfg.passphrase_file,
+				       .env = true,
+				       .prompt = true};
+	char err[512];
+	int rc;
+
+	rc = alloc_volume_unlock(fs.alloc, &src, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s; nothing was mounted or changed", err);
+		return rc;
+	}
+	if (alloc_volume_encrypted(fs.alloc))
+		log_info("volume %s: encrypted, key opened", fs.vol.name);
+	else
+		log_warn("volume %s is not encrypted: the FAT and vendors see names and data",
+			 fs.vol.name);
+	return 0;
+}
+
 static int net_open(void)
 {
 	struct alloc_opts ao = {0};
@@ -340,6 +382,9 @@ static int net_open(void)
 		return -EPROTO;
 	}
 	fs.chunk_size = fs.vol.chunk_size;
+	rc = unlock_volume();
+	if (rc < 0)
+		return rc;
 	/* path probing: [probe] of the same config (docs/probing.md) */
 	return alloc_probe_configure(fs.alloc, fs.cfg.config_file);
 }

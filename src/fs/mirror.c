@@ -12,8 +12,10 @@
  * checks the exact length, the version and each field's range: what comes
  * back from the FAT is treated as hostile.
  *
- * Not done here yet: sealing keys and values with the volume key (the
- * security issue); the FAT sees names and attributes in plain text for now.
+ * On an encrypted volume these keys and values never reach the FAT as they
+ * are: src/alloc/volkey.c seals every key (HMAC) and value (AEAD) in
+ * alloc_commit and opens them in alloc_meta_list (docs/encryption.md), so
+ * the rebuild, fsck and read-only refresh here see the plaintext encoding.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -226,17 +228,25 @@ int mirror_dirent_decode(const uint8_t *buf, size_t len, struct fs_dirent_val *o
 	return 0;
 }
 
+/* Chunk ref: version 1, or 2 when it carries the digest committed with the
+ * chunk (appended after the vendors; fetch.c checks replicas against it). */
+#define MIRROR_CHUNK_DIGEST_VERSION 2
+
 size_t mirror_chunk_encode(const struct alloc_chunk_ref *r, uint8_t *out)
 {
 	uint8_t *p = out;
 
-	*p++ = MIRROR_VERSION;
+	*p++ = r->has_digest ? MIRROR_CHUNK_DIGEST_VERSION : MIRROR_VERSION;
 	memcpy(p, r->chunk_id, CHUNK_ID_LEN), p += CHUNK_ID_LEN;
 	put_be64(p, r->stored_len), p += 8;
 	put_be32(p, r->raw_len), p += 4;
 	*p++ = (uint8_t)r->n_vendors;
 	for (unsigned i = 0; i < r->n_vendors; i++)
 		put_be32(p, r->vendors[i]), p += 4;
+	if (r->has_digest) {
+		memcpy(p, r->digest, CHUNK_DIGEST_LEN);
+		p += CHUNK_DIGEST_LEN;
+	}
 	return (size_t)(p - out);
 }
 
@@ -245,9 +255,14 @@ int mirror_chunk_decode(const uint8_t *buf, size_t len, struct alloc_chunk_ref *
 	const uint8_t *p = buf;
 	static const uint8_t zero[CHUNK_ID_LEN];
 
-	if (len < 1 + CHUNK_ID_LEN + 13 || buf[0] != MIRROR_VERSION)
+	size_t dlen;
+
+	if (len < 1 + CHUNK_ID_LEN + 13 ||
+	    (buf[0] != MIRROR_VERSION && buf[0] != MIRROR_CHUNK_DIGEST_VERSION))
 		return -EBADMSG;
 	memset(out, 0, sizeof(*out));
+	out->has_digest = buf[0] == MIRROR_CHUNK_DIGEST_VERSION;
+	dlen = out->has_digest ? CHUNK_DIGEST_LEN : 0;
 	p++;
 	memcpy(out->chunk_id, p, CHUNK_ID_LEN), p += CHUNK_ID_LEN;
 	out->stored_len = get_be64(p), p += 8;
@@ -256,7 +271,7 @@ int mirror_chunk_decode(const uint8_t *buf, size_t len, struct alloc_chunk_ref *
 	if (memcmp(out->chunk_id, zero, CHUNK_ID_LEN) == 0)
 		return -EBADMSG;
 	if (out->n_vendors < 1 || out->n_vendors > CHUNK_MAX_CHAIN ||
-	    len != (size_t)(p - buf) + 4 * out->n_vendors)
+	    len != (size_t)(p - buf) + 4 * out->n_vendors + dlen)
 		return -EBADMSG;
 	if (out->raw_len == 0 || out->raw_len > CHUNK_MAX_RAW || out->stored_len == 0 ||
 	    out->stored_len > CHUNK_MAX_STORED)
@@ -269,6 +284,8 @@ int mirror_chunk_decode(const uint8_t *buf, size_t len, struct alloc_chunk_ref *
 			if (out->vendors[j] == out->vendors[i])
 				return -EBADMSG;
 	}
+	if (dlen)
+		memcpy(out->digest, p, CHUNK_DIGEST_LEN);
 	return 0;
 }
 

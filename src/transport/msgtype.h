@@ -26,6 +26,7 @@ enum xport_msg_type {
 	MSG_FAT_STATUS = 31,     /* Empty -> FatStatusReply (FAT cluster state) */
 	MSG_WRITER_ACQUIRE = 32, /* WriterLease -> WriterLeaseReply (acquire or renew) */
 	MSG_WRITER_RELEASE = 33, /* WriterLease -> WriterLeaseReply */
+	MSG_VOLUME_KEY_SET = 34, /* VolumeKeySet -> VolumeInfo (new wrapped volume key) */
 	/* client or vendor -> vendor */
 	MSG_CHUNK_PUT = 40,      /* ChunkPut + data -> ChunkPutReply */
 	MSG_CHUNK_GET = 41,      /* ChunkGet -> ChunkGetReply + data */

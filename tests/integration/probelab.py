@@ -163,6 +163,7 @@ class ProbeLab:
         dev.write_ini(conf, [("client", [("fat", self.fat_addr), ("volume", VOLUME),
                                          ("state", os.path.join(d, "state")),
                                          ("cache", os.path.join(d, "cache")),
+                                         ("key_file", dev.ensure_key_file(self.base)),
                                          ("log_level", "info")]),
                              ("probe", list(probe.items())),
                              dev.tls_section(self.pki, "client")])
