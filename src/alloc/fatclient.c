@@ -92,6 +92,9 @@ struct alloc_ctx *alloc_new(struct xport_pool *pool, const struct alloc_opts *op
 		if (!a->fat_addrs[i])
 			goto fail;
 		a->n_fat++;
+		/* only a FAT server's certificate may answer there */
+		if (xport_pool_expect(a->pool, s, "fat:") < 0)
+			goto fail;
 	}
 	a->vstats = vstats_new();
 	a->receipts = receipts_new();
@@ -494,6 +497,12 @@ static int vaddr_find(struct alloc_ctx *a, uint32_t id, char *addr, size_t len)
 static int vaddr_set_locked(struct alloc_ctx *a, uint32_t id, const char *addr)
 {
 	struct vaddr_ent *ne;
+	char who[32];
+
+	/* only that vendor's certificate may answer at its address */
+	snprintf(who, sizeof(who), "vendor:%u", id);
+	if (xport_pool_expect(a->pool, addr, who) < 0)
+		return -ENOMEM;
 
 	for (size_t i = 0; i < a->n_vaddrs; i++)
 		if (a->vaddrs[i].id == id) {

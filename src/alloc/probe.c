@@ -262,6 +262,8 @@ static int refresh_vendors(struct probe *p)
 		if (vr->id == 0 || !vr->address || !vr->address[0] ||
 		    strlen(vr->address) >= ALLOC_ADDR_LEN)
 			continue;
+		/* the address book (and who must answer there: vendor:<id>) */
+		alloc_vendor_learn(p->a, vr->id, vr->address);
 		v = pv_get(p, vr->id);
 		if (!v)
 			break;

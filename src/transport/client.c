@@ -32,17 +32,112 @@
 struct xport_cconn {
 	struct xport_cconn *next;
 	char addr[128];
+	char peer[128]; /* subject CN the server presented */
 	int fd;
 	SSL *ssl;
+};
+
+/* Who must answer at an address (xport_pool_expect). */
+struct xport_expect {
+	char addr[128];
+	char peer[XPORT_EXPECT_MAX];
 };
 
 struct xport_pool {
 	struct xport_tls *tls;
 	unsigned max_idle;
-	pthread_mutex_t mu;        /* protects idle, next_id */
+	pthread_mutex_t mu;        /* protects idle, next_id, expect */
 	struct xport_cconn *idle;
 	uint64_t next_id;
+	struct xport_expect *expect;
+	size_t n_expect, cap_expect;
 };
+
+/* Does a server certificate CN match the expectation ("role:" = any id of
+ * that role, else the exact CN)? */
+static bool peer_matches(const char *cn, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (n > 0 && want[n - 1] == ':')
+		return strncmp(cn, want, n) == 0 && cn[n] != '\0';
+	return strcmp(cn, want) == 0;
+}
+
+/* Copies the expectation for addr into want (empty: none).  pool->mu held. */
+static void expect_get(struct xport_pool *pool, const char *addr, char *want, size_t len)
+{
+	want[0] = '\0';
+	for (size_t i = 0; i < pool->n_expect; i++)
+		if (strcmp(pool->expect[i].addr, addr) == 0) {
+			snprintf(want, len, "%s", pool->expect[i].peer);
+			return;
+		}
+}
+
+int xport_pool_expect(struct xport_pool *pool, const char *addr, const char *peer)
+{
+	struct xport_expect *e = NULL;
+	int rc = 0;
+
+	if (!addr || strlen(addr) >= sizeof(e->addr) ||
+	    (peer && strlen(peer) >= sizeof(e->peer)))
+		return -EINVAL;
+	pthread_mutex_lock(&pool->mu);
+	for (size_t i = 0; i < pool->n_expect; i++)
+		if (strcmp(pool->expect[i].addr, addr) == 0)
+			e = &pool->expect[i];
+	if (!peer || !peer[0]) {
+		if (e)
+			*e = pool->expect[--pool->n_expect];
+		goto out;
+	}
+	if (!e) {
+		if (pool->n_expect == pool->cap_expect) {
+			size_t nc = pool->cap_expect ? pool->cap_expect * 2 : 16;
+			struct xport_expect *ne = realloc(pool->expect, nc * sizeof(*ne));
+
+			if (!ne) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pool->expect = ne;
+			pool->cap_expect = nc;
+		}
+		e = &pool->expect[pool->n_expect++];
+		snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	}
+	snprintf(e->peer, sizeof(e->peer), "%s", peer);
+out:
+	pthread_mutex_unlock(&pool->mu);
+	return rc;
+}
+
+/* The expectation of a call: the caller's (expect) or the pool's for addr. */
+static void want_of(struct xport_pool *pool, const char *addr, const char *expect, char *want,
+		    size_t len)
+{
+	if (expect && expect[0]) {
+		snprintf(want, len, "%s", expect);
+		return;
+	}
+	pthread_mutex_lock(&pool->mu);
+	expect_get(pool, addr, want, len);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+/* 0, or -EACCES (logged) when the server at c is not who is expected there
+ * (want; "" = anyone of the CA): any CA-signed certificate (a client's)
+ * must not pass for the FAT or a vendor. */
+static int peer_check(const struct xport_cconn *c, const char *want)
+{
+	if (!want[0] || peer_matches(c->peer, want))
+		return 0;
+	log_err("the server at %s presented certificate '%s', expected '%s%s': refused",
+		c->addr, c->peer[0] ? c->peer : "(no CN)", want,
+		want[strlen(want) - 1] == ':' ? "<id>" : "");
+	return -EACCES;
+}
 
 static void cconn_close(struct xport_cconn *c)
 {
@@ -132,8 +227,8 @@ static int tcp_connect(const char *addr, uint64_t deadline, int *out)
 	return last;
 }
 
-static int cconn_open(struct xport_pool *pool, const char *addr, uint64_t deadline,
-		      struct xport_cconn **out)
+static int cconn_open(struct xport_pool *pool, const char *addr, const char *want,
+		      uint64_t deadline, struct xport_cconn **out)
 {
 	struct xport_cconn *c = calloc(1, sizeof(*c));
 	int rc;
@@ -163,6 +258,10 @@ static int cconn_open(struct xport_pool *pool, const char *addr, uint64_t deadli
 		log_debug("TLS to %s: %s", addr, buf);
 		goto fail;
 	}
+	xport_peer_cn(c->ssl, c->peer, sizeof(c->peer));
+	rc = peer_check(c, want);
+	if (rc < 0)
+		goto fail;
 	*out = c;
 	return 0;
 fail:
@@ -250,6 +349,7 @@ void xport_pool_free(struct xport_pool *pool)
 		cconn_close(c);
 	}
 	pthread_mutex_destroy(&pool->mu);
+	free(pool->expect);
 	free(pool);
 }
 
@@ -382,7 +482,17 @@ int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		size_t l2, const ProtobufCMessageDescriptor *resp_desc,
 		struct xport_reply *out, int timeout_ms, char *errbuf, size_t errlen)
 {
+	return xport_call2_expect(pool, addr, NULL, type, msg, d1, l1, d2, l2, resp_desc, out,
+				  timeout_ms, errbuf, errlen);
+}
+
+int xport_call2_expect(struct xport_pool *pool, const char *addr, const char *expect,
+		       uint16_t type, const ProtobufCMessage *msg, const void *d1, size_t l1,
+		       const void *d2, size_t l2, const ProtobufCMessageDescriptor *resp_desc,
+		       struct xport_reply *out, int timeout_ms, char *errbuf, size_t errlen)
+{
 	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 10000);
+	char want[XPORT_EXPECT_MAX];
 	uint8_t *ctl;
 	size_t ctl_len;
 	int rc, attempt;
@@ -399,14 +509,23 @@ int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		free(ctl);
 		return -EMSGSIZE;
 	}
+	want_of(pool, addr, expect, want, sizeof(want));
 	for (attempt = 0; attempt < 2; attempt++) {
 		/* The retry always opens a fresh connection: the other idle ones
 		 * to this address are likely as stale as the first. */
 		struct xport_cconn *c = attempt == 0 ? pool_take(pool, addr) : NULL;
 		bool reused = c != NULL, got = false;
 
+		/* an idle connection to someone else than expected now (the
+		 * address changed hands): not reused */
+		if (c && want[0] && !peer_matches(c->peer, want)) {
+			cconn_close(c);
+			c = NULL;
+			reused = false;
+		}
+
 		if (!c) {
-			rc = cconn_open(pool, addr, deadline, &c);
+			rc = cconn_open(pool, addr, want, deadline, &c);
 			if (rc < 0)
 				break;
 		}

@@ -143,4 +143,22 @@ int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 /* Drops idle connections to addr (after the peer is known to be gone). */
 void xport_pool_forget(struct xport_pool *pool, const char *addr);
 
+/* Who the server at addr must be: its certificate CN must equal peer
+ * ("vendor:3"), or, when peer ends with ':' ("fat:"), have that role and a
+ * non-empty id.  Calls to addr then fail with -EACCES (logged) after the
+ * handshake when another certificate answers (a client:'s, say, since every
+ * certificate of the deployment CA verifies).  NULL or "" removes the
+ * expectation; addresses without one accept any certificate of the CA.
+ * 0, -EINVAL (too long) or -ENOMEM. */
+#define XPORT_EXPECT_MAX 64
+int xport_pool_expect(struct xport_pool *pool, const char *addr, const char *peer);
+
+/* xport_call2 with the expected server given for this call only (same
+ * forms as xport_pool_expect; NULL = the pool's expectation for addr), for
+ * addresses a peer named (a vendor forwarding down a client's chain). */
+int xport_call2_expect(struct xport_pool *pool, const char *addr, const char *expect,
+		       uint16_t type, const ProtobufCMessage *msg, const void *d1, size_t l1,
+		       const void *d2, size_t l2, const ProtobufCMessageDescriptor *resp_desc,
+		       struct xport_reply *out, int timeout_ms, char *errbuf, size_t errlen);
+
 #endif

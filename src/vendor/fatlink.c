@@ -373,6 +373,13 @@ int vfatlink_start(struct vendord *vd, struct vendor_fatlink **out)
 	if (!fl)
 		return -ENOMEM;
 	fl->vd = vd;
+	/* only a FAT server's certificate may answer at the FAT addresses */
+	for (size_t i = 0; i < vd->cfg->n_fat; i++) {
+		if (xport_pool_expect(vd->pool, vd->cfg->fat[i], "fat:") < 0) {
+			free(fl);
+			return -ENOMEM;
+		}
+	}
 	pthread_mutex_init(&fl->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -135,16 +135,20 @@ static void forward_run(void *arg, bool cancelled)
 		rc = -ESHUTDOWN;
 		snprintf(err, sizeof(err), "vendor shutting down");
 	} else {
+		char who[32];
+
+		/* the next hop's address must be answered by that vendor */
+		snprintf(who, sizeof(who), "vendor:%u", op->put->chain[1]->vendor_id);
 		fwd.n_chain = op->put->n_chain - 1;
 		fwd.chain = op->put->chain + 1;
 		fwd.from_vendor = true;
 		/* the next hop gets less time than we have, so that we can still
 		 * answer our sender in time when it does not answer */
 		fwd.deadline_ms = vcheck_forward_budget(op->fwd_budget_ms);
-		rc = xport_call2(op->vd->pool, addr, MSG_CHUNK_PUT, &fwd.base, req->data,
-				 CHUNK_HDR_LEN, req->data + CHUNK_HDR_LEN, op->hdr.stored_len,
-				 &pstore__chunk_put_reply__descriptor, &rep,
-				 (int)op->fwd_budget_ms, err, sizeof(err));
+		rc = xport_call2_expect(op->vd->pool, addr, who, MSG_CHUNK_PUT, &fwd.base,
+					req->data, CHUNK_HDR_LEN, req->data + CHUNK_HDR_LEN,
+					op->hdr.stored_len, &pstore__chunk_put_reply__descriptor,
+					&rep, (int)op->fwd_budget_ms, err, sizeof(err));
 		if (rc < 0 && err[0] == '\0')
 			snprintf(err, sizeof(err), "%s", strerror(-rc));
 	}

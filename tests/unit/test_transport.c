@@ -158,6 +158,52 @@ static void test_call_roundtrip(void **state)
 	xport_pool_free(pool);
 }
 
+/* The client checks who answers: any certificate of the CA verifies, so an
+ * address's expected role (or exact CN) is checked after the handshake.
+ * The server here is fat:1. */
+static void test_expected_peer(void **state)
+{
+	struct xport_pool *pool = xport_pool_new(ctls, 2);
+	Pstore__Empty e = PSTORE__EMPTY__INIT;
+	struct xport_reply r;
+
+	(void)state;
+	assert_int_equal(xport_pool_expect(pool, addr, "fat:"), 0);
+	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
+				    NULL, 0), 0);
+	xport_reply_clear(&r);
+	/* the idle connection is not reused for someone else */
+	assert_int_equal(xport_pool_expect(pool, addr, "vendor:3"), 0);
+	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
+				    NULL, 0), -EACCES);
+	xport_reply_clear(&r);
+	assert_int_equal(xport_pool_expect(pool, addr, "fat:2"), 0);
+	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
+				    NULL, 0), -EACCES);
+	xport_reply_clear(&r);
+	assert_int_equal(xport_pool_expect(pool, addr, "fat:1"), 0);
+	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
+				    NULL, 0), 0);
+	xport_reply_clear(&r);
+	/* a per-call expectation wins over the pool's */
+	assert_int_equal(xport_call2_expect(pool, addr, "client:", MSG_PING, &e.base, NULL, 0,
+					    NULL, 0, NULL, &r, 5000, NULL, 0), -EACCES);
+	xport_reply_clear(&r);
+	assert_int_equal(xport_call2_expect(pool, addr, "fat:1", MSG_PING, &e.base, NULL, 0,
+					    NULL, 0, NULL, &r, 5000, NULL, 0), 0);
+	xport_reply_clear(&r);
+	/* "fat:" needs an id; no expectation: anyone of the CA */
+	assert_int_equal(xport_pool_expect(pool, addr, "fat"), 0);
+	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
+				    NULL, 0), -EACCES);
+	xport_reply_clear(&r);
+	assert_int_equal(xport_pool_expect(pool, addr, NULL), 0);
+	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
+				    NULL, 0), 0);
+	xport_reply_clear(&r);
+	xport_pool_free(pool);
+}
+
 static void test_error_reply(void **state)
 {
 	struct xport_pool *pool = xport_pool_new(ctls, 2);
@@ -320,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_frame_bounds),
 		cmocka_unit_test(test_call_roundtrip),
 		cmocka_unit_test(test_error_reply),
+		cmocka_unit_test(test_expected_peer),
 		cmocka_unit_test(test_abort_then_serve),
 		cmocka_unit_test(test_garbage_and_plaintext),
 		cmocka_unit_test(test_refused_and_timeout),
