@@ -119,10 +119,10 @@ void alloc_free(struct alloc_ctx *a)
 		receipts_send(a, false, true);
 	receipts_free(a->receipts);
 	vstats_free(a->vstats);
+	volkey_free(a); /* after every thread that seals or opens */
 	for (size_t i = 0; i < a->n_fat; i++)
 		free(a->fat_addrs[i]);
 	free(a->fat_addrs);
-	volkey_free(a); /* after every thread that seals or opens */
 	free(a->vaddrs);
 	free(a->leases);
 	free(a->bad);
@@ -225,9 +225,6 @@ static int volume_from_msg(const Pstore__VolumeInfo *vi, struct alloc_volume *ou
 		out->read_token_len = vi->read_token.len;
 		out->read_token_ms = wall_ms();
 	}
-	return 0;
-}
-
 	if (vi->key_blob.len > sizeof(out->key_blob)) {
 		log_err("alloc: FAT sent an oversized volume key blob");
 		return -EBADMSG;
@@ -235,6 +232,9 @@ static int volume_from_msg(const Pstore__VolumeInfo *vi, struct alloc_volume *ou
 	if (vi->key_blob.len)
 		memcpy(out->key_blob, vi->key_blob.data, vi->key_blob.len);
 	out->key_blob_len = vi->key_blob.len;
+	return 0;
+}
+
 int alloc_read_token(struct alloc_ctx *a, bool force, uint8_t *tok, size_t *len)
 {
 	struct alloc_volume v;
@@ -277,15 +277,15 @@ int alloc_read_token(struct alloc_ctx *a, bool force, uint8_t *tok, size_t *len)
 int alloc_volume_create(struct alloc_ctx *a, const char *name, uint32_t copies,
 			uint32_t chunk_size, struct alloc_volume *out)
 {
-	Pstore__VolumeInfo vi = PSTORE__VOLUME_INFO__INIT;
-	struct xport_reply rep = {0};
-{
 	return alloc_volume_create_keyed(a, name, copies, chunk_size, NULL, 0, out);
 }
 
 int alloc_volume_create_keyed(struct alloc_ctx *a, const char *name, uint32_t copies,
 			      uint32_t chunk_size, const uint8_t *key_blob, size_t blob_len,
 			      struct alloc_volume *out)
+{
+	Pstore__VolumeInfo vi = PSTORE__VOLUME_INFO__INIT;
+	struct xport_reply rep = {0};
 	struct alloc_volume v;
 	int rc;
 
@@ -295,21 +295,21 @@ int alloc_volume_create_keyed(struct alloc_ctx *a, const char *name, uint32_t co
 	vi.name = (char *)name;
 	vi.copies = copies;
 	vi.chunk_size = chunk_size;
+	vi.key_blob.data = (uint8_t *)key_blob;
+	vi.key_blob.len = key_blob ? blob_len : 0;
 	rc = alloc_fat_call(a, MSG_VOLUME_CREATE, &vi.base, &pstore__volume_info__descriptor,
 			    &rep);
 	if (rc < 0)
-	vi.key_blob.data = (uint8_t *)key_blob;
-	vi.key_blob.len = key_blob ? blob_len : 0;
 		return rc;
 	rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &v);
 	xport_reply_clear(&rep);
-	if (rc == 0 && out)
-		*out = v;
-	return rc;
 	if (rc == 0 && v.key_blob_len != (key_blob ? blob_len : 0)) {
 		log_err("alloc: the FAT did not keep the volume's key blob");
 		rc = -EPROTO;
 	}
+	if (rc == 0 && out)
+		*out = v;
+	return rc;
 }
 
 int alloc_volume_open(struct alloc_ctx *a, const char *name, struct alloc_volume *out)
@@ -372,9 +372,6 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return al < bl ? -1 : al > bl;
 }
 
-int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
-{
-	struct alloc_volume vol;
 /* One listed entry to cb, opened when the volume is encrypted. */
 static int list_item(struct alloc_ctx *a, const struct alloc_volume *vol,
 		     const Pstore__MetaOp *m, alloc_meta_cb cb, void *arg)
@@ -398,6 +395,9 @@ static int list_item(struct alloc_ctx *a, const struct alloc_volume *vol,
 	return rc;
 }
 
+int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
+{
+	struct alloc_volume vol;
 	uint8_t *after = NULL;
 	size_t after_len = 0;
 	int rc;
