@@ -27,11 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aead.h"
 #include "alloc_int.h"
 
 #define PUT_TIMEOUT_MS 30000
+#define PUT_BUSY_BACKOFF_MS 50 /* first wait after a vendor answered EAGAIN */
 #define PUT_ATTEMPTS 12         /* chains tried per chunk */
 #define MAX_GRANTS 16           /* MSG_ALLOC per session */
 #define MAX_CANDIDATES 1024
@@ -378,6 +380,8 @@ static int send_chain(struct alloc_session *s, const struct hop *hops, unsigned 
 	}
 	cp.chain = chp;
 	cp.n_chain = n;
+	/* the head forwards with less, so it answers before we give up */
+	cp.deadline_ms = PUT_TIMEOUT_MS;
 	chunk_hdr_encode(&h, hbuf);
 	chunk_id_hex(h.chunk_id, hex);
 	rc = xport_call2(a->pool, hops[0].addr, MSG_CHUNK_PUT, &cp.base, hbuf, CHUNK_HDR_LEN,
@@ -404,8 +408,10 @@ static int send_chain(struct alloc_session *s, const struct hop *hops, unsigned 
 			continue;
 		}
 		place_uncharge(&s->place, hops[i].idx, h.stored_len);
-		/* a hop behind a failed head was not tried: only the head is to blame */
-		if (rc == 0 || i == 0) {
+		/* a hop behind a failed head was not tried: only the head is to
+		 * blame; a busy head (EAGAIN: its queue is full) is not failed,
+		 * the chunk is tried again after a short backoff */
+		if (rc == 0 || (i == 0 && rc != -EAGAIN)) {
 			if (rc == 0)
 				log_warn("upload: chunk %s: vendor %u did not store it%s%s", hex,
 					 hops[i].vendor_id, rep.msg ? ": " : "",
@@ -536,6 +542,8 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 		rc = send_chain(s, hops, want, &h, stored, got, &n_got);
 		for (unsigned i = 0; i < want; i++)
 			free(hops[i].token);
+		if (rc == -EAGAIN)
+			usleep(PUT_BUSY_BACKOFF_MS * 1000u << MIN(attempt, 4));
 		for (unsigned i = 0; i < n_got && n_have < CHUNK_MAX_CHAIN; i++)
 			have[n_have++] = got[i];
 		if (n_got > 0)

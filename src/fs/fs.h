@@ -50,6 +50,7 @@ struct fs_config {
 	char *log_file;
 	char *fat;               /* comma-separated */
 	char *tls_ca, *tls_cert, *tls_key;
+	char *tls_crl;           /* [tls] crl: revoked certificates (NULL = none) */
 	char *passphrase_file;   /* the volume key's secret (docs/encryption.md) */
 	char *key_file;
 	uint32_t lease_ms;

@@ -184,6 +184,8 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 			rc = set_str(&c->tls_cert, value);
 		else if (strcmp(name, "key") == 0)
 			rc = set_str(&c->tls_key, value);
+		else if (strcmp(name, "crl") == 0)
+			rc = set_str(&c->tls_crl, value);
 	}
 	if (rc < 0) {
 		log_err("config: [%s] %s = %s: invalid value", section, name, value);
@@ -358,6 +360,14 @@ static int net_open(void)
 	net_tls = xport_tls_new(fs.cfg.tls_ca, fs.cfg.tls_cert, fs.cfg.tls_key, false);
 	if (!net_tls)
 		return -EINVAL;
+	/* revoked FAT servers and vendors are refused at the handshake */
+	if (fs.cfg.tls_crl && fs.cfg.tls_crl[0]) {
+		rc = xport_tls_set_crl(net_tls, fs.cfg.tls_ca, fs.cfg.tls_crl);
+		if (rc < 0) {
+			log_err("config: [tls] crl = %s: %s", fs.cfg.tls_crl, strerror(-rc));
+			return rc;
+		}
+	}
 	net_pool = xport_pool_new(net_tls, 4 + fs.cfg.upload_threads);
 	if (!net_pool)
 		return -ENOMEM;
