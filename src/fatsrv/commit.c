@@ -7,8 +7,12 @@
  *
  * A commit carrying a request id is applied once: a retry gets the stored
  * revision back.  A placement under a lease that expired is still recorded
- * (the data is on the vendors) and counted as used; the reservation was
- * already given back by the expiry, so it is not touched again.
+ * (the data is on the vendors) and counted as used when the vendor has free
+ * room for it (the reservation was given back by the expiry and may be
+ * someone else's now); otherwise it is refused with ENOSPC, as is any
+ * placement under a lease whose uncommitted chunks orphan GC deleted
+ * (swept, ESTALE).  So used + reserved never exceeds a vendor's capacity
+ * through commits.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -165,6 +169,19 @@ static int place_one(struct commit_op *op, struct fat_txn *t, const Pstore__Chun
 		rc = fat_vendor_load(t, p->vendors[i], &v);
 		if (rc < 0)
 			return fat_fail(fc, rc, "cannot read vendor %u", p->vendors[i]);
+		/* Bytes beyond what the lease still reserves (a late commit under
+		 * a released lease, or more than was reserved) take free room, or
+		 * are refused: used + reserved never exceeds the capacity. */
+		if (p->size > conv && p->size - conv > fat_vendor_available(v)) {
+			uint64_t excess = p->size - conv;
+
+			fat_rec_free(v);
+			return fat_fail(fc, -ENOSPC,
+					"vendor %u has no room for %" PRIu64
+					" bytes beyond lease %016" PRIx64
+					"'s reservation; upload again under a new lease",
+					p->vendors[i], excess, l->id);
+		}
 		if (!l->released && p->size > res->remaining)
 			log_warn("lease %016" PRIx64 ": vendor %u got %" PRIu64
 				 " bytes over its reservation",

@@ -1126,6 +1126,44 @@ static void test_orphan_queries(void **state)
 	fat_rec_free(vi);
 }
 
+/* A late placement under a released lease takes free room or is refused:
+ * used + reserved never exceeds the capacity (L3). */
+static void test_late_placement_no_overcommit(void **state)
+{
+	struct fx *f = *state;
+	Pstore__VolumeInfo *vi = mkvol(&f->fc, "v", 1);
+	Pstore__AllocReply *a, *b;
+	struct commit_b c;
+
+	hello(&f->fc, 1, 1000, NULL, 0, NULL);
+	a = alloc(&f->fc, "v", 1000, 0, 0);
+	cb_init(&c, "v", a->lease_id, true);
+	cb_place(&c, 600, 1, 0);
+	commit(&f->fc, &c, 0);
+	assert_int_equal(USED(&f->fc, 1), 600);
+	assert_int_equal(RESERVED(&f->fc, 1), 0);
+	b = alloc(&f->fc, "v", 400, 0, 0);
+	assert_int_equal(RESERVED(&f->fc, 1), 400);
+
+	/* the released lease's bytes are lease b's now: no room */
+	cb_init(&c, "v", a->lease_id, false);
+	cb_place(&c, 300, 1, 0);
+	commit(&f->fc, &c, -ENOSPC);
+	assert_int_equal(USED(&f->fc, 1) + RESERVED(&f->fc, 1), 1000);
+
+	/* once b gives its reservation back there is room again */
+	cb_init(&c, "v", b->lease_id, true);
+	commit(&f->fc, &c, 0);
+	cb_init(&c, "v", a->lease_id, false);
+	cb_place(&c, 300, 1, 0);
+	commit(&f->fc, &c, 0);
+	assert_int_equal(USED(&f->fc, 1), 900);
+	assert_true(USED(&f->fc, 1) + RESERVED(&f->fc, 1) <= 1000);
+	fat_rec_free(a);
+	fat_rec_free(b);
+	fat_rec_free(vi);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1145,6 +1183,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_gc_requests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chunk_id_one_volume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphan_queries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_late_placement_no_overcommit, setup, teardown),
 	};
 
 	log_init("test_fatsrv_logic", LOG_WARN);
