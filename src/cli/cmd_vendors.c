@@ -68,13 +68,14 @@ static void vendor_row(const Pstore__VendorRecord *v)
 	const Pstore__VendorStats *s = v->stats;
 	char cap[32], fr[32], res[32], used[32], fc[32], fv[32];
 
-	printf("%4u %-21s %-5s %10s %10s %10s %10s %7llu %10s %10s %8llu\n", v->id, v->address,
+	printf("%4u %-21s %-5s %10s %10s %10s %10s %7llu %10s %10s %8llu %5llu\n", v->id,
+	       v->address,
 	       v->alive ? "yes" : "NO", cli_human(v->capacity, cap, sizeof(cap)),
 	       cli_human(v->free, fr, sizeof(fr)), cli_human(v->reserved, res, sizeof(res)),
 	       cli_human(v->used, used, sizeof(used)), (unsigned long long)v->chunks,
 	       cli_human(s ? s->bytes_from_clients : 0, fc, sizeof(fc)),
 	       cli_human(s ? s->bytes_from_vendors : 0, fv, sizeof(fv)),
-	       (unsigned long long)(s ? s->receipts : 0));
+	       (unsigned long long)(s ? s->receipts : 0), (unsigned long long)v->bad_replicas);
 }
 
 int cmd_vendors(struct cli *c, int argc, char **argv)
@@ -132,9 +133,9 @@ int cmd_vendors(struct cli *c, int argc, char **argv)
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
 	} else {
-		printf("%4s %-21s %-5s %10s %10s %10s %10s %7s %10s %10s %8s\n", "ID", "ADDRESS",
+		printf("%4s %-21s %-5s %10s %10s %10s %10s %7s %10s %10s %8s %5s\n", "ID", "ADDRESS",
 		       "ALIVE", "CAPACITY", "FREE", "RESERVED", "USED", "CHUNKS", "FROM-CLNT",
-		       "FROM-VEND", "RECEIPTS");
+		       "FROM-VEND", "RECEIPTS", "BAD");
 		for (size_t i = 0; i < vl->n_vendors; i++)
 			vendor_row(vl->vendors[i]);
 	}
