@@ -172,9 +172,10 @@ static void reply_reset(Pstore__VendorHelloReply *r)
 
 /* Orphan GC: answers the vendor's queries about chunks it stored long ago
  * under a lease whose commit it has not seen.  Committed with this vendor
- * -> confirmed; lease closed (released or purged) and not committed here ->
- * orphan, and the lease is marked swept so no late commit can place a
- * chunk the vendor is deleting; lease still open -> no answer yet. */
+ * -> confirmed; lease released and not committed here -> orphan, and the
+ * lease is marked swept so no late commit can place a chunk the vendor is
+ * deleting; lease still open, or unknown (purged after its retention, or
+ * a FAT store restored from an old copy) -> no answer. */
 static int answer_queries(struct hello_op *op, struct fat_txn *t)
 {
 	const Pstore__VendorHello *h = op->h;
@@ -211,13 +212,16 @@ static int answer_queries(struct hello_op *op, struct fat_txn *t)
 			continue;
 		}
 		rc = fat_lease_load(t, q->lease_id, &l);
-		if (rc < 0 && rc != -ENOENT)
+		if (rc == -ENOENT)
+			continue; /* unknown here (purged, or a FAT store that lost
+				   * state): never a reason to delete data */
+		if (rc < 0)
 			return rc;
-		if (rc == 0 && !l->released) {
+		if (!l->released) {
 			fat_rec_free(l);
 			continue; /* still open: it may yet be committed */
 		}
-		if (rc == 0 && !l->swept) {
+		if (!l->swept) {
 			l->swept = true;
 			fat_key_lease(&k, l->id);
 			rc = fat_rec_put(t, &k, &l->base);

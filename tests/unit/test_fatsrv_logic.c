@@ -1105,6 +1105,14 @@ static void test_orphan_queries(void **state)
 	assert_memory_equal(hr->orphans[1]->chunk_id.data, elsewhere, 16);
 	fat_rec_free(hr);
 
+	/* a lease the FAT does not know is never a reason to delete */
+	q[1].lease_id = r->lease_id ^ 0x5a5a5a5a;
+	hr = hello_q(&f->fc, 1, qp + 1, 1);
+	assert_int_equal(hr->n_orphans, 0);
+	assert_int_equal(hr->n_confirmed, 0);
+	fat_rec_free(hr);
+	q[1].lease_id = r->lease_id;
+
 	/* a late commit of the orphan is refused: the vendor is deleting it */
 	cb_init(&b, "v", r->lease_id, false);
 	cb_place(&b, 100, 1, 0);
