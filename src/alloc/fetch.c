@@ -4,9 +4,9 @@
  * answer is checked against what the file system remembers (chunk id,
  * owner, sizes, the digest committed with the chunk) and verified by
  * chunk_open_decode (digest of the stored payload, then, on an encrypted
- * volume, the AEAD tag under the chunk's key, then decompression).  Any failure moves on to the next replica; a replica
- * that is corrupt or missing is reported to the FAT (from the background
- * thread).  A verified fetch queues a validation receipt for the vendor that
+ * volume, the AEAD tag under the chunk's key, then decompression).  Any
+ * failure moves on to the next replica; a replica that is corrupt or
+ * missing is reported to the FAT (from the background thread).  A verified fetch queues a validation receipt for the vendor that
  * served it.  With path probing (probe.c) the order is the live score and
  * reads are hedged: when the chosen replica has not answered within its
  * bound (p95 of its recent fetch times x hedge_factor + hedge_min_ms), the

@@ -32,7 +32,8 @@ static int secret_from_file(const char *path, bool first_line, uint8_t *buf, siz
 
 	rc = read_file(path, VKEY_SECRET_MAX + 2, &data, &n);
 	if (rc < 0) {
-		snprintf(err, errlen, "%s: %s", path, rc == -EFBIG ? "too large" : strerror(-rc));
+		snprintf(err, errlen, "%s: %s", path,
+			 rc == -EFBIG ? "too large" : strerror(-rc));
 		return rc;
 	}
 	if (first_line) {
@@ -121,7 +122,8 @@ int alloc_secret_read(const struct alloc_secret_src *src, const char *what, bool
 		if (rc == 0)
 			memcpy(buf, env, *len);
 		else
-			snprintf(err, errlen, "PSTORE_PASSPHRASE is over %d bytes", VKEY_SECRET_MAX);
+			snprintf(err, errlen, "PSTORE_PASSPHRASE is over %d bytes",
+				 VKEY_SECRET_MAX);
 	} else if (src->prompt && isatty(STDIN_FILENO)) {
 		char prompt[160];
 		uint8_t again[SECRET_BUF];
@@ -207,7 +209,8 @@ static int open_blob(const char *name, const uint8_t *blob, size_t blen,
 		snprintf(err, errlen, "volume %s: wrong %s", name,
 			 bkind == VKEY_KEYFILE ? "key file" : "passphrase");
 	else if (rc < 0)
-		snprintf(err, errlen, "volume %s: cannot open its key: %s", name, strerror(-rc));
+		snprintf(err, errlen, "volume %s: cannot open its key: %s", name,
+			 strerror(-rc));
 out:
 	vkey_wipe(secret, sizeof(secret));
 	return rc;

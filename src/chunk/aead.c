@@ -240,8 +240,8 @@ int vkey_unwrap(const uint8_t *blob, size_t blen, const void *secret, size_t sle
 		return -EACCES;
 	rc = blob_kek(blob, secret, slen, kek);
 	if (rc == 0)
-		rc = gcm_open(kek, blob + 28, blob, BLOB_AAD_LEN, blob + 40, VKEY_LEN, blob + 72,
-			      master);
+		rc = gcm_open(kek, blob + 28, blob, BLOB_AAD_LEN, blob + 40, VKEY_LEN,
+			      blob + 72, master);
 	vkey_wipe(kek, sizeof(kek));
 	return rc == -EBADMSG ? -EACCES : rc;
 }
@@ -382,8 +382,7 @@ static int mirror_hkey(const struct vkey *vk, const uint8_t *key, size_t klen,
 	return 0;
 }
 
-static void mirror_aad(const uint8_t owner[CHUNK_OWNER_LEN], const uint8_t *hkey,
-		       uint8_t *aad)
+static void mirror_aad(const uint8_t owner[CHUNK_OWNER_LEN], const uint8_t *hkey, uint8_t *aad)
 {
 	size_t n = sizeof(MIRROR_AAD) - 1;
 

@@ -37,7 +37,7 @@
 /* The subkeys of one volume key (vkey_derive). */
 struct vkey {
 	uint8_t chunk[VKEY_LEN]; /* input of the per-chunk HKDF */
-	uint8_t name[VKEY_LEN];  /* HMAC key of mirror keys */
+	uint8_t name[VKEY_LEN];	 /* HMAC key of mirror keys */
 	uint8_t value[VKEY_LEN]; /* AES-256-GCM key of mirror values */
 };
 

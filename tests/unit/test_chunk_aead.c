@@ -33,7 +33,8 @@ static void test_wrap_passphrase(void **state)
 	assert_int_equal(vkey_unwrap(blob, sizeof(blob), pass, strlen(pass), back), 0);
 	assert_memory_equal(master, back, VKEY_LEN);
 	/* wrong passphrase */
-	assert_int_equal(vkey_unwrap(blob, sizeof(blob), "wrong passphrase", 16, back), -EACCES);
+	assert_int_equal(vkey_unwrap(blob, sizeof(blob), "wrong passphrase", 16, back),
+			 -EACCES);
 	/* a tampered salt or parameter: the key does not come out */
 	memcpy(bad, blob, sizeof(bad));
 	bad[12] ^= 1;
@@ -138,9 +139,11 @@ static void seal_roundtrip(size_t len, bool compressible)
 		stored[i] ^= 0x40;
 		h2 = h;
 		chunk_digest(stored, h.stored_len, h2.digest);
-		assert_int_equal(chunk_open_decode(vk, &h2, stored, h.stored_len, back), -EBADMSG);
+		assert_int_equal(chunk_open_decode(vk, &h2, stored, h.stored_len, back),
+				 -EBADMSG);
 		/* and without the fix-up: the digest */
-		assert_int_equal(chunk_open_decode(vk, &h, stored, h.stored_len, back), -EBADMSG);
+		assert_int_equal(chunk_open_decode(vk, &h, stored, h.stored_len, back),
+				 -EBADMSG);
 		stored[i] ^= 0x40;
 	}
 	free(stored);
@@ -170,7 +173,8 @@ static void test_chunk_clear_refused(void **state)
 	random_fill(raw, sizeof(raw));
 	make_hdr(&h);
 	h.raw_len = sizeof(raw);
-	assert_int_equal(chunk_encode(raw, sizeof(raw), 1, &stored, &slen, &h.flags, h.digest), 0);
+	assert_int_equal(chunk_encode(raw, sizeof(raw), 1, &stored, &slen, &h.flags, h.digest),
+			 0);
 	h.stored_len = (uint32_t)slen;
 	assert_int_equal(chunk_open_decode(vk, &h, stored, slen, back), -EPROTO);
 	assert_int_equal(chunk_open_decode(NULL, &h, stored, slen, back), 0);
@@ -182,7 +186,8 @@ static void test_mirror_seal(void **state)
 {
 	struct vkey *vk = new_vkey(), *other = new_vkey();
 	uint8_t owner[CHUNK_OWNER_LEN], owner2[CHUNK_OWNER_LEN];
-	uint8_t hk[VKEY_MIRROR_KEY_LEN], hk2[VKEY_MIRROR_KEY_LEN], *sv = NULL, *sv2 = NULL, *plain;
+	uint8_t hk[VKEY_MIRROR_KEY_LEN], hk2[VKEY_MIRROR_KEY_LEN], *sv = NULL, *sv2 = NULL,
+								   *plain;
 	const uint8_t *k, *v;
 	size_t sl, sl2, kl, vl;
 	static const uint8_t key[] = "d\0\0\0\0\0\0\0\1secret-name.txt";
@@ -193,42 +198,51 @@ static void test_mirror_seal(void **state)
 	memcpy(owner2, owner, sizeof(owner));
 	owner2[0] ^= 1;
 	assert_int_equal(vkey_mirror_seal(vk, owner, key, sizeof(key) - 1, val, sizeof(val) - 1,
-					  hk, &sv, &sl), 0);
+					  hk, &sv, &sl),
+			 0);
 	assert_int_equal(sl % 64, CHUNK_SEAL_OVERHEAD);
 	assert_null(memmem(sv, sl, "secret", 6));
 	assert_null(memmem(hk, sizeof(hk), "secret", 6));
-	assert_int_equal(vkey_mirror_open(vk, owner, hk, sizeof(hk), sv, sl, &plain, &k, &kl, &v,
-					  &vl), 0);
+	assert_int_equal(
+	    vkey_mirror_open(vk, owner, hk, sizeof(hk), sv, sl, &plain, &k, &kl, &v, &vl), 0);
 	assert_int_equal(kl, sizeof(key) - 1);
 	assert_memory_equal(k, key, kl);
 	assert_int_equal(vl, sizeof(val) - 1);
 	assert_memory_equal(v, val, vl);
 	free(plain);
 	/* the same key always hashes the same (deletes find it); a key only */
-	assert_int_equal(vkey_mirror_seal(vk, owner, key, sizeof(key) - 1, NULL, 0, hk2, NULL,
-					  NULL), 0);
+	assert_int_equal(
+	    vkey_mirror_seal(vk, owner, key, sizeof(key) - 1, NULL, 0, hk2, NULL, NULL), 0);
 	assert_memory_equal(hk, hk2, sizeof(hk));
 	/* another volume key, another volume, another slot, a flipped byte */
-	assert_int_equal(vkey_mirror_open(other, owner, hk, sizeof(hk), sv, sl, &plain, &k, &kl,
-					  &v, &vl), -EBADMSG);
-	assert_int_equal(vkey_mirror_open(vk, owner2, hk, sizeof(hk), sv, sl, &plain, &k, &kl, &v,
-					  &vl), -EBADMSG);
-	assert_int_equal(vkey_mirror_seal(vk, owner, (const uint8_t *)"i12345678", 9, val, 1, hk2,
-					  &sv2, &sl2), 0);
-	assert_int_equal(vkey_mirror_open(vk, owner, hk2, sizeof(hk2), sv, sl, &plain, &k, &kl, &v,
-					  &vl), -EBADMSG);
-	assert_int_equal(vkey_mirror_open(vk, owner, hk, sizeof(hk), sv2, sl2, &plain, &k, &kl, &v,
-					  &vl), -EBADMSG);
+	assert_int_equal(
+	    vkey_mirror_open(other, owner, hk, sizeof(hk), sv, sl, &plain, &k, &kl, &v, &vl),
+	    -EBADMSG);
+	assert_int_equal(
+	    vkey_mirror_open(vk, owner2, hk, sizeof(hk), sv, sl, &plain, &k, &kl, &v, &vl),
+	    -EBADMSG);
+	assert_int_equal(vkey_mirror_seal(vk, owner, (const uint8_t *)"i12345678", 9, val, 1,
+					  hk2, &sv2, &sl2),
+			 0);
+	assert_int_equal(
+	    vkey_mirror_open(vk, owner, hk2, sizeof(hk2), sv, sl, &plain, &k, &kl, &v, &vl),
+	    -EBADMSG);
+	assert_int_equal(
+	    vkey_mirror_open(vk, owner, hk, sizeof(hk), sv2, sl2, &plain, &k, &kl, &v, &vl),
+	    -EBADMSG);
 	for (size_t i = 0; i < sl; i++) {
 		sv[i] ^= 1;
 		assert_int_equal(vkey_mirror_open(vk, owner, hk, sizeof(hk), sv, sl, &plain, &k,
-						  &kl, &v, &vl), -EBADMSG);
+						  &kl, &v, &vl),
+				 -EBADMSG);
 		sv[i] ^= 1;
 	}
-	assert_int_equal(vkey_mirror_open(vk, owner, hk, sizeof(hk), sv, sl - 1, &plain, &k, &kl,
-					  &v, &vl), -EBADMSG);
-	assert_int_equal(vkey_mirror_open(vk, owner, hk, sizeof(hk) - 1, sv, sl, &plain, &k, &kl,
-					  &v, &vl), -EBADMSG);
+	assert_int_equal(
+	    vkey_mirror_open(vk, owner, hk, sizeof(hk), sv, sl - 1, &plain, &k, &kl, &v, &vl),
+	    -EBADMSG);
+	assert_int_equal(
+	    vkey_mirror_open(vk, owner, hk, sizeof(hk) - 1, sv, sl, &plain, &k, &kl, &v, &vl),
+	    -EBADMSG);
 	free(sv);
 	free(sv2);
 	free(vk);
@@ -238,11 +252,9 @@ static void test_mirror_seal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wrap_passphrase),
-		cmocka_unit_test(test_wrap_keyfile),
-		cmocka_unit_test(test_chunk_seal),
-		cmocka_unit_test(test_chunk_clear_refused),
-		cmocka_unit_test(test_mirror_seal),
+	    cmocka_unit_test(test_wrap_passphrase), cmocka_unit_test(test_wrap_keyfile),
+	    cmocka_unit_test(test_chunk_seal),	    cmocka_unit_test(test_chunk_clear_refused),
+	    cmocka_unit_test(test_mirror_seal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
