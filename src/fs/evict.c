@@ -107,6 +107,9 @@ struct scan {
 	uint64_t cached;
 	struct cand *c;
 	size_t n, cap;
+	struct fs_inode *in; /* the inode of the last chunk seen (sizes) */
+	uint64_t in_ino;
+	bool in_valid;
 };
 
 static int scan_cb(uint64_t ino, uint64_t idx, const struct fs_chunk *c, void *arg)
@@ -118,10 +121,25 @@ static int scan_cb(uint64_t ino, uint64_t idx, const struct fs_chunk *c, void *a
 
 	if (!(c->flags & FS_CHUNK_PRESENT))
 		return 0;
-	len = (c->flags & FS_CHUNK_REF) ? c->ref.raw_len : fs.chunk_size;
+	if (!(c->flags & FS_CHUNK_REF)) {
+		/* never uploaded: the cache holds the only copy, as many bytes as
+		 * the file has in this chunk (a 4 KiB file is not a whole chunk:
+		 * counting chunk_size made a tree of new small files look like
+		 * gigabytes and ran eviction passes back to back) */
+		uint64_t start = idx * fs.chunk_size;
+
+		if (sc->in && (!sc->in_valid || sc->in_ino != ino)) {
+			sc->in_ino = ino;
+			sc->in_valid = meta_inode_get(sc->t, ino, sc->in) == 0;
+		}
+		len = fs.chunk_size;
+		if (sc->in && sc->in_valid)
+			len = start >= sc->in->size ? 0 : MIN(len, sc->in->size - start);
+		sc->cached += len;
+		return 0;
+	}
+	len = c->ref.raw_len;
 	sc->cached += len;
-	if (!(c->flags & FS_CHUNK_REF))
-		return 0; /* never uploaded: the cache holds the only copy */
 	if (meta_mark_get(sc->t, FS_MARK_DATA, key, mirror_key_chunk(key, ino, idx), &mk) == 0)
 		return 0; /* dirty */
 	if (sc->n == sc->cap) {
@@ -227,6 +245,7 @@ int evict_run(bool all, uint64_t *chunks, uint64_t *bytes)
 	int rc;
 
 	pthread_mutex_lock(&pass_lock);
+	sc.in = malloc(sizeof(*sc.in)); /* NULL: chunks counted whole */
 	rc = meta_begin(fs.meta, false, &t);
 	if (rc < 0)
 		goto out;
@@ -268,6 +287,7 @@ int evict_run(bool all, uint64_t *chunks, uint64_t *bytes)
 			  n_ev, freed, sc.cached);
 out:
 	pthread_mutex_unlock(&pass_lock);
+	free(sc.in);
 	free(sc.c);
 	if (chunks)
 		*chunks = n_ev;

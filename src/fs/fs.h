@@ -16,6 +16,7 @@
  *  lease.c    the volume writer lease of a read-write mount
  *  refresh.c  read-only mounts following the FAT; the state dir lock
  *  fsck.c     the check behind `pstore fsck`
+ *  readahead.c background fetches of the small files after a cold read
  *
  * The network side (FAT calls, uploads, fetches) is src/alloc; this module
  * knows nothing of vendors beyond the ids in a chunk ref.
@@ -154,6 +155,9 @@ void meta_close(struct fs_meta *m);
 /* true when the store has no root inode yet (fresh state dir). */
 bool meta_is_empty(struct fs_meta *m);
 uint64_t meta_seq_next(struct fs_meta *m);
+/* true when commits are not synced (MDB_NOSYNC): a crash of the machine
+ * drops the whole store at the next open, so nothing local needs a sync. */
+bool meta_nosync(const struct fs_meta *m);
 
 int meta_begin(struct fs_meta *m, bool write, struct fs_txn *t);
 int meta_commit(struct fs_txn *t);
@@ -335,6 +339,16 @@ void evict_touch(uint64_t ino, uint64_t idx, uint64_t fetched_bytes);
 int evict_run(bool all, uint64_t *chunks, uint64_t *bytes);
 /* Cached chunk bytes as of the last pass. */
 uint64_t evict_cached_bytes(void);
+
+/* ---- readahead.c: cold reads of small files ---- */
+int ra_start(void);
+void ra_stop(void);
+/* A read at offset 0 of a small file (ra_small): fetched tells whether it
+ * had to fetch from the vendors; the next files by inode number are then
+ * fetched in the background. */
+void ra_note_read(uint64_t ino, bool fetched);
+/* A file readahead would fetch: one chunk, at most 256 KiB. */
+bool ra_small(uint64_t size);
 
 /* ---- lease.c: the volume writer lease ---- */
 /* Takes the writer lease (read-write mounts) and keeps renewing it. */

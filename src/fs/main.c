@@ -641,7 +641,7 @@ int main(int argc, char *argv[])
 		log_warn("cannot hook the FUSE channel: writes will cost a GETXATTR each");
 	fs.se = se;
 	if ((fs.cfg.readonly ? refresh_start() : flush_start()) < 0 || evict_start() < 0 ||
-	    control_start(fs.mountpoint) < 0)
+	    ra_start() < 0 || control_start(fs.mountpoint) < 0)
 		goto out;
 	if (!copts.foreground) {
 		if (redirect_log() < 0)
@@ -668,6 +668,7 @@ out:
 		/* calls ops.destroy, which waits for the flusher's last commit */
 		fuse_session_destroy(se);
 	}
+	ra_stop();
 	flush_stop();
 	refresh_stop();
 	evict_stop();

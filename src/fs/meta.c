@@ -20,15 +20,26 @@
  * than itself.  The counter is in memory, restarted above the largest one
  * found at open.
  *
- * Durability: MDB_NOMETASYNC (data pages are fsynced at each commit, the
- * meta page with the next one), so a system crash may lose the last
- * transaction but never corrupts the store.
+ * Durability: MDB_NOSYNC.  A commit writes its pages into the page cache
+ * and returns (no fsync: a metadata change costs microseconds, not a disk
+ * flush), which survives a crash of pstorefs.  A crash of the machine could
+ * leave the store torn, so it must be detected: while the store is open, a
+ * marker file "unsynced" holding the kernel's boot id is on disk (written
+ * and fsynced before the environment opens, removed after the final
+ * mdb_env_sync of a clean close).  An open that finds the marker of another
+ * boot knows the machine stopped with unsynced changes: it removes the
+ * store, which is then rebuilt from the FAT (main.c: an empty store), and
+ * what fsync acknowledged is there (docs/semantics.md).  Without a readable
+ * boot id the store falls back to MDB_NOMETASYNC (a data fsync per commit).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "fs.h"
@@ -40,7 +51,109 @@ struct fs_meta {
 	MDB_env *env;
 	MDB_dbi dbi[DB_N];
 	_Atomic uint64_t seq;
+	char *dir;
+	bool nosync; /* MDB_NOSYNC under the "unsynced" marker */
 };
+
+/* ---- machine-crash detection for MDB_NOSYNC ---- */
+
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+#define BOOT_ID_LEN 36
+#define UNSYNCED_NAME "unsynced"
+
+/* Reads a boot id (36 characters) from path; 0 or -errno. */
+static int read_boot_id(const char *path, char id[BOOT_ID_LEN + 1])
+{
+	char buf[64];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < BOOT_ID_LEN)
+		return -EINVAL;
+	memcpy(id, buf, BOOT_ID_LEN);
+	id[BOOT_ID_LEN] = '\0';
+	return 0;
+}
+
+static int drop_store(const char *dir)
+{
+	for (const char *const *f = (const char *const[]){"data.mdb", "lock.mdb", NULL}; *f; f++) {
+		char path[4200];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, *f);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			log_err("removing %s: %s", path, strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Before the environment opens: a marker of another boot means the machine
+ * stopped while the store had unsynced commits, so the store is dropped
+ * (rebuilt from the FAT).  Then the marker of this boot is made durable.
+ * Returns 1 when NOSYNC may be used, 0 when not (no boot id), or -errno. */
+static int unsynced_begin(const char *dir)
+{
+	char path[4200], cur[BOOT_ID_LEN + 1], old[BOOT_ID_LEN + 1];
+	int fd, rc;
+
+	if (read_boot_id(BOOT_ID_PATH, cur) < 0) {
+		log_warn("local store: no boot id (%s): every commit is synced", BOOT_ID_PATH);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/" UNSYNCED_NAME, dir);
+	rc = read_boot_id(path, old);
+	if (rc == 0 && strcmp(old, cur) != 0) {
+		log_warn("local store %s: the machine stopped while it had unsynced changes; "
+			 "dropping it to rebuild from the FAT (what fsync acknowledged is there; "
+			 "changes never synced are lost)",
+			 dir);
+		rc = drop_store(dir);
+		if (rc < 0)
+			return rc;
+	} else if (rc < 0 && rc != -ENOENT) {
+		/* a torn marker: which boot wrote it is unknown, so assume another */
+		log_warn("local store %s: unreadable %s marker; dropping the store to rebuild "
+			 "from the FAT",
+			 dir, UNSYNCED_NAME);
+		rc = drop_store(dir);
+		if (rc < 0)
+			return rc;
+		rc = -ENOENT; /* write a marker of this boot below */
+	}
+	if (rc == 0 && strcmp(old, cur) == 0)
+		return 1; /* a restart after a crash of pstorefs: the page cache kept it all */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	cur[BOOT_ID_LEN] = '\n';
+	rc = write_full(fd, cur, BOOT_ID_LEN + 1);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc < 0) {
+		log_err("local store: writing %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	return 1;
+}
+
+/* After a clean close's final sync: the store on disk is whole. */
+static void unsynced_end(const char *dir)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/" UNSYNCED_NAME, dir);
+	if (unlink(path) == 0)
+		(void)fsync_dir(dir);
+}
 
 static int mdb_err(int rc, const char *what)
 {
@@ -101,6 +214,17 @@ int meta_open(const char *dir, struct fs_meta **out)
 		free(m);
 		return rc;
 	}
+	rc = unsynced_begin(dir);
+	if (rc < 0) {
+		free(m);
+		return rc;
+	}
+	m->nosync = rc == 1;
+	m->dir = strdup(dir);
+	if (!m->dir) {
+		free(m);
+		return -ENOMEM;
+	}
 	rc = mdb_env_create(&m->env);
 	if (rc)
 		goto fail;
@@ -109,7 +233,8 @@ int meta_open(const char *dir, struct fs_meta **out)
 	rc = mdb_env_set_mapsize(m->env, (size_t)64 << 30);
 	if (rc)
 		goto fail;
-	rc = mdb_env_open(m->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+	rc = mdb_env_open(m->env, dir, MDB_NOTLS | (m->nosync ? MDB_NOSYNC : MDB_NOMETASYNC),
+			  0600);
 	if (rc)
 		goto fail;
 	rc = mdb_txn_begin(m->env, NULL, 0, &txn);
@@ -146,13 +271,21 @@ void meta_close(struct fs_meta *m)
 	if (!m)
 		return;
 	if (m->env) {
-		mdb_env_sync(m->env, 1);
+		int rc = mdb_env_sync(m->env, 1);
+
 		mdb_env_close(m->env);
+		if (rc == 0 && m->nosync)
+			unsynced_end(m->dir);
+		else if (rc)
+			log_err("lmdb: final sync: %s", mdb_strerror(rc));
 	}
+	free(m->dir);
 	free(m);
 }
 
 uint64_t meta_seq_next(struct fs_meta *m) { return atomic_fetch_add(&m->seq, 1); }
+
+bool meta_nosync(const struct fs_meta *m) { return m->nosync; }
 
 int meta_begin(struct fs_meta *m, bool write, struct fs_txn *t)
 {

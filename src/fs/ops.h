@@ -14,6 +14,12 @@
 int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode,
 	     uint32_t rdev, const char *target, struct fuse_entry_param *e);
 void ops_fill_entry(const struct fs_inode *in, struct fuse_entry_param *e);
+/* How long the kernel may keep attributes and names (entries, and absent
+ * names): long on a read-write mount, which is the volume's only writer, so
+ * every change goes through this kernel; short on a read-only one, which
+ * follows the writer (refresh.c).  A change the kernel cannot see (atime set
+ * by a read) invalidates the inode's attributes itself. */
+double ops_attr_timeout(void);
 void ops_stat(const struct fs_inode *in, struct stat *st);
 /* Opens ino for fi (and replies open, or create when e is given). */
 void ops_open_node(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

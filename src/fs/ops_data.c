@@ -76,6 +76,10 @@ void ops_relatime(uint64_t ino, const struct fs_inode *seen)
 	}
 	if (rc < 0)
 		log_warn("atime of inode %" PRIu64 ": %s", ino, strerror(-rc));
+	else if (fs.se)
+		/* the kernel keeps attributes long (ops_attr_timeout): it must
+		 * learn this change it did not make (attributes only: off < 0) */
+		fuse_lowlevel_notify_inval_inode(fs.se, ino, -1, 0);
 	free(in);
 }
 

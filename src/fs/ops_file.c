@@ -35,8 +35,9 @@ static uint64_t chunk_len_at(uint64_t size, uint64_t idx)
 }
 
 /* n locked.  Fetches committed chunk idx into the cache file and marks it
- * present. */
-int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
+ * present; *fetched (if given) tells whether it had to. */
+static int fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx,
+		       bool *fetched)
 {
 	struct fs_txn t;
 	struct fs_chunk c;
@@ -45,6 +46,13 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
 	int fd, rc;
 
 	evict_touch(n->ino, idx, 0); /* recency for the cache cap (evict.c) */
+	/* The cache file first: when it is missing (the cache directory was
+	 * emptied while the mount was stopped), node_fd clears the "present"
+	 * flags it cannot honour, so the check below fetches instead of
+	 * serving the new, empty file's zeros. */
+	fd = node_fd(n, in->size);
+	if (fd < 0)
+		return fd;
 	rc = meta_begin(fs.meta, false, &t);
 	if (rc < 0)
 		return rc;
@@ -56,7 +64,9 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
 		return rc;
 	if (len == 0)
 		return 0;
-	buf = malloc(MAX((size_t)fs.chunk_size, (size_t)c.ref.raw_len));
+	/* what the file has of this chunk, not a whole chunk: a small file's
+	 * fetch should not map and unmap chunk_size bytes */
+	buf = malloc(MAX((size_t)len, (size_t)c.ref.raw_len));
 	if (!buf)
 		return -ENOMEM;
 	rc = alloc_fetch(fs.alloc, &c.ref, buf);
@@ -93,11 +103,19 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
 		rc = meta_commit(&t);
 	else
 		meta_abort(&t);
-	if (rc == 0)
+	if (rc == 0) {
 		evict_touch(n->ino, idx, len);
+		if (fetched)
+			*fetched = true;
+	}
 out:
 	free(buf);
 	return rc;
+}
+
+int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
+{
+	return fetch_chunk(n, in, idx, NULL);
 }
 
 static int get_inode(uint64_t ino, struct fs_inode *in)
@@ -125,8 +143,13 @@ static int sync_clean_edges(struct fs_node *n, int fd, uint64_t first, uint64_t 
 	uint64_t idxs[2] = {first, last};
 	bool need = false;
 	struct fs_txn t;
-	int rc = meta_begin(fs.meta, false, &t);
+	int rc;
 
+	/* under MDB_NOSYNC a machine crash drops the local store and the cache
+	 * (meta.c), so no cache byte can be uploaded after one */
+	if (meta_nosync(fs.meta))
+		return 0;
+	rc = meta_begin(fs.meta, false, &t);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < (first == last ? 1 : 2) && !need; i++) {
@@ -305,6 +328,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_inode *in = malloc(sizeof(*in));
 	uint8_t *buf = NULL;
 	uint64_t end;
+	bool fetched = false, small = false;
 	int fd, rc;
 
 	(void)ino;
@@ -323,10 +347,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	end = MIN(in->size, (uint64_t)off + size);
 	size = (size_t)(end - (uint64_t)off);
 	for (uint64_t i = (uint64_t)off / fs.chunk_size; i <= (end - 1) / fs.chunk_size; i++) {
-		rc = fs_fetch_chunk(n, in, i);
+		rc = fetch_chunk(n, in, i, &fetched);
 		if (rc < 0)
 			goto out;
 	}
+	small = off == 0 && ra_small(in->size);
 	fd = node_fd(n, in->size);
 	if (fd < 0) {
 		rc = fd;
@@ -352,6 +377,8 @@ out:
 	else
 		fuse_reply_buf(req, (const char *)buf, size);
 	free(buf);
+	if (rc == 0 && small)
+		ra_note_read(n->ino, fetched); /* readahead.c: the next small files */
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
@@ -475,6 +502,15 @@ static void purge_if_orphan(uint64_t ino)
 
 	if (!in)
 		return;
+	/* most closes are of linked files: a read transaction tells, and the
+	 * writer lock is taken only for an orphan */
+	rc = meta_begin(fs.meta, false, &t);
+	if (rc < 0)
+		goto out;
+	rc = meta_inode_get(&t, ino, in);
+	meta_abort(&t);
+	if (rc < 0 || in->nlink != 0)
+		goto out;
 	rc = meta_begin(fs.meta, true, &t);
 	if (rc < 0)
 		goto out;

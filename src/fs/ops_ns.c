@@ -27,7 +27,8 @@
 #include "fs.h"
 #include "ops.h"
 
-#define ATTR_TIMEOUT 1.0
+#define ATTR_TIMEOUT_RO 1.0
+#define ATTR_TIMEOUT_RW 86400.0
 #define STATFS_CACHE_MS 2000
 
 #ifndef RENAME_NOREPLACE
@@ -69,13 +70,15 @@ void ops_stat(const struct fs_inode *in, struct stat *st)
 	st->st_ctim.tv_nsec = in->ctime.nsec;
 }
 
+double ops_attr_timeout(void) { return fs.cfg.readonly ? ATTR_TIMEOUT_RO : ATTR_TIMEOUT_RW; }
+
 void ops_fill_entry(const struct fs_inode *in, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = in->ino;
 	e->generation = 1;
-	e->attr_timeout = ATTR_TIMEOUT;
-	e->entry_timeout = ATTR_TIMEOUT;
+	e->attr_timeout = ops_attr_timeout();
+	e->entry_timeout = ops_attr_timeout();
 	ops_stat(in, &e->attr);
 }
 
@@ -132,10 +135,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0)
 		ops_fill_entry(&w->a, &e);
 	free(w);
-	if (rc < 0)
-		fuse_reply_err(req, -rc);
-	else
+	if (rc == -ENOENT) {
+		/* a negative entry: the kernel remembers the name is absent (every
+		 * create goes through it, so it stays true on the only writer) */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = ops_attr_timeout();
 		fuse_reply_entry(req, &e);
+	} else if (rc < 0) {
+		fuse_reply_err(req, -rc);
+	} else {
+		fuse_reply_entry(req, &e);
+	}
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -169,7 +179,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+		fuse_reply_attr(req, &st, ops_attr_timeout());
 }
 
 static void set_time(struct fs_time *dst, const struct timespec *src, bool now)
@@ -236,7 +246,7 @@ out:
 		return;
 	}
 	flush_kick();
-	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	fuse_reply_attr(req, &st, ops_attr_timeout());
 }
 
 int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode,
@@ -793,32 +803,69 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* readdir, and readdirplus (plus: each entry carries the child's attributes
+ * and counts as a lookup, so that ls -l, find and rm -r need no LOOKUP per
+ * name; "." and ".." go without, as the kernel allows). */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
 {
 	struct dir_handle *h = (struct dir_handle *)(uintptr_t)fi->fh;
 	char *buf = malloc(size ? size : 1);
+	struct fs_inode *in = plus ? malloc(sizeof(*in)) : NULL;
+	struct fs_txn t;
+	bool in_txn = false;
 	size_t pos = 0;
-	int rc = buf ? 0 : -ENOMEM;
+	int rc = buf && (in || !plus) ? 0 : -ENOMEM;
 
 	pthread_mutex_lock(&h->lock);
 	if (rc == 0 && off == 0)
 		rc = dir_snapshot(h, ino); /* rewinddir sees the directory as it is now */
+	if (rc == 0 && plus) {
+		rc = meta_begin(fs.meta, false, &t);
+		in_txn = rc == 0;
+	}
 	for (size_t i = off < 0 ? h->n : (size_t)off; rc == 0 && i < h->n; i++) {
 		struct stat st = {.st_ino = h->ents[i].ino, .st_mode = h->ents[i].type};
-		size_t need = fuse_add_direntry(req, buf + pos, size - pos, h->ents[i].name, &st,
-						(off_t)(i + 1));
+		struct fuse_entry_param e;
+		size_t need;
 
+		if (!plus) {
+			need = fuse_add_direntry(req, buf + pos, size - pos, h->ents[i].name, &st,
+						 (off_t)(i + 1));
+		} else {
+			memset(&e, 0, sizeof(e));
+			e.attr = st;
+			/* a child removed since the snapshot goes without attributes */
+			if (i >= 2 && meta_inode_get(&t, h->ents[i].ino, in) == 0)
+				ops_fill_entry(in, &e);
+			need = fuse_add_direntry_plus(req, buf + pos, size - pos, h->ents[i].name,
+						      &e, (off_t)(i + 1));
+		}
 		if (need > size - pos)
 			break;
 		pos += need;
 	}
+	if (in_txn)
+		meta_abort(&t);
 	pthread_mutex_unlock(&h->lock);
+	free(in);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_buf(req, buf, pos);
 	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -906,6 +953,7 @@ void ops_fill_ns(struct fuse_lowlevel_ops *ops)
 	ops->rename = op_rename;
 	ops->opendir = op_opendir;
 	ops->readdir = op_readdir;
+	ops->readdirplus = op_readdirplus;
 	ops->releasedir = op_releasedir;
 	ops->fsyncdir = op_fsyncdir;
 	ops->statfs = op_statfs;

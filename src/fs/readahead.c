@@ -1,0 +1,189 @@
+/*
+ * readahead.c - readahead across small files: when a read has to fetch a
+ * small file's only chunk from the vendors (a cold read), the next files by
+ * inode number are fetched in the background by a few threads, so that a
+ * program reading a tree of small files (grep -r, a build, tar c, a backup)
+ * finds them in the cache instead of paying a vendor round trip each.
+ *
+ * Inode numbers are handed out in creation order and never reused, so
+ * files created together (a tar x, a checkout, a copied tree) are
+ * neighbours, and are most often read together again.  The window slides:
+ * a read of a file the readahead brought in moves it on as a cold read
+ * does.  Only regular files of one chunk and at most RA_MAX_FILE bytes are
+ * fetched, at most RA_WINDOW files ahead of the reader: a mistaken guess
+ * costs at most RA_WINDOW * RA_MAX_FILE bytes of fetches, which the cache
+ * cap evicts like any clean chunk (evict.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common.h"
+#include "fs.h"
+
+#define RA_THREADS 4
+#define RA_WINDOW 64
+#define RA_QUEUE 256
+#define RA_MAX_FILE (256u << 10)
+#define RA_SEEN_SLOTS 4096
+
+static pthread_mutex_t ra_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ra_cond;     /* ra_lock: work queued, or stopping */
+static uint64_t ra_queue[RA_QUEUE]; /* ra_lock; a ring */
+static size_t ra_head, ra_len;      /* ra_lock */
+static uint64_t ra_next;            /* ra_lock: the inode after the last queued */
+static bool ra_stopping;            /* ra_lock */
+static pthread_t ra_threads[RA_THREADS];
+static unsigned ra_nthreads;
+/* inodes the readahead brought in (direct-mapped; a collision only stops
+ * the window from sliding once) */
+static uint64_t ra_seen[RA_SEEN_SLOTS]; /* ra_lock */
+
+bool ra_small(uint64_t size)
+{
+	return size > 0 && size <= RA_MAX_FILE && size <= fs.chunk_size;
+}
+
+static void ra_queue_from(uint64_t ino)
+{
+	uint64_t x = ra_next > ino && ra_next <= ino + RA_WINDOW ? ra_next : ino + 1;
+
+	for (; x <= ino + RA_WINDOW && ra_len < RA_QUEUE; x++)
+		ra_queue[(ra_head + ra_len++) % RA_QUEUE] = x;
+	ra_next = x;
+	pthread_cond_broadcast(&ra_cond);
+}
+
+void ra_note_read(uint64_t ino, bool fetched)
+{
+	pthread_mutex_lock(&ra_lock);
+	if (ra_nthreads && !ra_stopping) {
+		if (fetched) {
+			ra_queue_from(ino);
+		} else if (ra_seen[ino % RA_SEEN_SLOTS] == ino) {
+			ra_seen[ino % RA_SEEN_SLOTS] = 0;
+			ra_queue_from(ino);
+		}
+	}
+	pthread_mutex_unlock(&ra_lock);
+}
+
+/* Fetches ino's chunk 0 when it is a small committed file not in the cache. */
+static void ra_fetch(uint64_t ino, struct fs_inode *in)
+{
+	struct fs_node *n;
+	struct fs_chunk c;
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, false, &t);
+
+	if (rc < 0)
+		return;
+	rc = meta_inode_get(&t, ino, in);
+	if (rc == 0 && ((in->mode & S_IFMT) != S_IFREG || !ra_small(in->size)))
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = meta_chunk_get(&t, ino, 0, &c);
+	meta_abort(&t);
+	/* FS_CHUNK_PRESENT is not trusted before node_fd: a cache directory
+	 * emptied under the store (pstore cache drop of a stopped mount) is
+	 * found out there */
+	if (rc < 0 || !(c.flags & FS_CHUNK_REF))
+		return;
+	n = node_get(ino);
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	/* the inode as of now, under the lock (fs_fetch_chunk re-checks the
+	 * chunk: a reader may have fetched it meanwhile) */
+	rc = meta_begin(fs.meta, false, &t);
+	if (rc == 0) {
+		rc = meta_inode_get(&t, ino, in);
+		meta_abort(&t);
+	}
+	if (rc == 0 && in->nlink > 0) {
+		int fd = node_fd(n, in->size);
+
+		rc = fd < 0 ? fd : fs_fetch_chunk(n, in, 0);
+	}
+	pthread_mutex_unlock(&n->lock);
+	node_put(n);
+	if (rc == 0) {
+		pthread_mutex_lock(&ra_lock);
+		ra_seen[ino % RA_SEEN_SLOTS] = ino;
+		pthread_mutex_unlock(&ra_lock);
+	} else {
+		log_debug("readahead: inode %" PRIu64 ": %s", ino, strerror(-rc));
+	}
+}
+
+static void *ra_main(void *arg)
+{
+	struct fs_inode *in = malloc(sizeof(*in));
+
+	(void)arg;
+	pthread_mutex_lock(&ra_lock);
+	while (!ra_stopping && in) {
+		uint64_t ino;
+
+		if (ra_len == 0) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&ra_cond, &ra_lock, &ts);
+			continue;
+		}
+		ino = ra_queue[ra_head];
+		ra_head = (ra_head + 1) % RA_QUEUE;
+		ra_len--;
+		pthread_mutex_unlock(&ra_lock);
+		ra_fetch(ino, in);
+		pthread_mutex_lock(&ra_lock);
+	}
+	pthread_mutex_unlock(&ra_lock);
+	free(in);
+	return NULL;
+}
+
+int ra_start(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ra_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	ra_stopping = false;
+	for (unsigned i = 0; i < RA_THREADS; i++) {
+		int rc = pthread_create(&ra_threads[i], NULL, ra_main, NULL);
+
+		if (rc) {
+			log_warn("readahead: cannot start a thread: %s", strerror(rc));
+			break;
+		}
+		pthread_setname_np(ra_threads[i], "pstorefs-ra");
+		pthread_mutex_lock(&ra_lock);
+		ra_nthreads++;
+		pthread_mutex_unlock(&ra_lock);
+	}
+	return 0;
+}
+
+void ra_stop(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&ra_lock);
+	ra_stopping = true;
+	ra_len = 0;
+	n = ra_nthreads;
+	pthread_cond_broadcast(&ra_cond);
+	pthread_mutex_unlock(&ra_lock);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(ra_threads[i], NULL);
+	pthread_mutex_lock(&ra_lock);
+	ra_nthreads = 0;
+	pthread_mutex_unlock(&ra_lock);
+}
