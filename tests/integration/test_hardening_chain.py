@@ -13,7 +13,8 @@ import time
 import pytest
 
 from hardlib import client_peer, put_frame, set_vendor_option
-from seclib import MSG_CHUNK_PUT, Cluster, Peer, alloc, error_of, ok_of, volume_id
+from pstorelib import wait_for
+from seclib import MSG_CHUNK_PUT, MSG_PING, Cluster, Peer, alloc, error_of, ok_of, volume_id
 
 EAGAIN = 11
 
@@ -82,8 +83,8 @@ def test_queue_bytes_bound_answers_eagain(cluster, frozen3):
     try:
         # held while vendor 1 forwards to the frozen vendor 3
         held.sock.sendall(put_frame(cluster, [1, 3], tokens, owner, lease, big,
-                                    deadline_ms=5000))
-        time.sleep(1.0)
+                                    deadline_ms=8000))
+        wait_for(lambda: load_of(cluster, 1) >= 2, 10, 0.1, "the first put admitted")
         t0 = time.monotonic()
         other.sock.sendall(put_frame(cluster, [1], tokens, owner, lease, big))
         r = _recv(other)
@@ -98,6 +99,15 @@ def test_queue_bytes_bound_answers_eagain(cluster, frozen3):
     finally:
         held.close()
         other.close()
+
+
+def load_of(cluster, vendor):
+    """Requests in flight at the vendor, this ping included."""
+    p = client_peer(cluster, vendor)
+    try:
+        return ok_of(p.call(MSG_PING), MSG_PING).get(4, [0])[0]
+    finally:
+        p.close()
 
 
 def _recv(peer):
