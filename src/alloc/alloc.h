@@ -89,6 +89,11 @@ const struct alloc_volume *alloc_volume(const struct alloc_ctx *a);
 typedef int (*alloc_meta_cb)(const uint8_t *key, size_t klen, const uint8_t *val,
 			     size_t vlen, void *arg);
 int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg);
+/* The same, counting in *unopened the entries of an encrypted volume that do
+ * not open with its key (tampered with, or not written by its clients):
+ * they are never handed to cb. */
+int alloc_meta_list_counted(struct alloc_ctx *a, alloc_meta_cb cb, void *arg,
+			    uint64_t *unopened);
 
 /* Cluster-wide capacity, for statfs. */
 int alloc_statfs(struct alloc_ctx *a, uint64_t *capacity, uint64_t *free,

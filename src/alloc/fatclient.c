@@ -374,7 +374,7 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 
 /* One listed entry to cb, opened when the volume is encrypted. */
 static int list_item(struct alloc_ctx *a, const struct alloc_volume *vol,
-		     const Pstore__MetaOp *m, alloc_meta_cb cb, void *arg)
+		     const Pstore__MetaOp *m, alloc_meta_cb cb, void *arg, uint64_t *unopened)
 {
 	const uint8_t *key, *val;
 	size_t klen, vlen;
@@ -387,6 +387,7 @@ static int list_item(struct alloc_ctx *a, const struct alloc_volume *vol,
 		/* not ours, or tampered with at the FAT: like a malformed entry */
 		log_warn("alloc: a metadata mirror entry does not open with the volume key; "
 			 "ignored");
+		(*unopened)++;
 		return 0;
 	}
 	if (rc == 0)
@@ -396,6 +397,14 @@ static int list_item(struct alloc_ctx *a, const struct alloc_volume *vol,
 }
 
 int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
+{
+	uint64_t unopened = 0;
+
+	return alloc_meta_list_counted(a, cb, arg, &unopened);
+}
+
+int alloc_meta_list_counted(struct alloc_ctx *a, alloc_meta_cb cb, void *arg,
+			    uint64_t *unopened)
 {
 	struct alloc_volume vol;
 	uint8_t *after = NULL;
@@ -445,7 +454,7 @@ int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg)
 			after_len = m->key.len;
 			if (m->del)
 				continue;
-			rc = list_item(a, &vol, m, cb, arg);
+			rc = list_item(a, &vol, m, cb, arg, unopened);
 		}
 		more = ml->more;
 		xport_reply_clear(&rep);

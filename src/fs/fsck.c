@@ -486,6 +486,7 @@ json_object *fsck_run(bool sync_first)
 {
 	struct fsck f = {0};
 	json_object *r = json_object_new_object();
+	uint64_t unopened = 0;
 	bool synced = false;
 	int rc = 0;
 
@@ -500,7 +501,12 @@ json_object *fsck_run(bool sync_first)
 				strerror(-rc));
 		synced = rc == 0;
 	}
-	rc = alloc_meta_list(fs.alloc, mir_cb, &f.mir);
+	rc = alloc_meta_list_counted(fs.alloc, mir_cb, &f.mir, &unopened);
+	if (rc == 0 && unopened)
+		finding(&f, true,
+			"%" PRIu64 " metadata mirror entries do not open with the volume key "
+			"(tampered with at the FAT, or not written by this volume's clients)",
+			unopened);
 	if (rc == 0)
 		rc = list_fat_chunks(&f);
 	if (rc == 0)
