@@ -5,6 +5,7 @@ vendor's request queue is bounded in bytes (queue_bytes), answering EAGAIN
 at once beyond it.  A forwarded reply reports only hops after the vendor.
 Real daemons, a SIGSTOPped vendor, hand-made ChunkPut frames."""
 
+import contextlib
 import os
 import signal
 import struct
@@ -32,9 +33,10 @@ def cluster():
         c.destroy()
 
 
-@pytest.fixture()
-def frozen3(cluster):
-    pid = cluster.proc("vendor3")["pid"]
+@contextlib.contextmanager
+def frozen(cluster, vendor):
+    """The vendor SIGSTOPped (its TCP port still accepts connections)."""
+    pid = cluster.proc("vendor%d" % vendor)["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
@@ -56,17 +58,17 @@ def lease_for_all(cluster):
         fat.close()
 
 
-def test_head_answers_in_time_when_the_tail_is_frozen(cluster, frozen3):
+def test_head_answers_in_time_when_the_tail_is_frozen(cluster):
+    # the lease first: a vendor frozen for long is not alive for the FAT
     owner, lease, tokens = lease_for_all(cluster)
     p = client_peer(cluster, 1, timeout=20)
-    try:
+    with frozen(cluster, 3):
         t0 = time.monotonic()
         p.sock.sendall(put_frame(cluster, [1, 2, 3], tokens, owner, lease,
                                  os.urandom(4000), deadline_ms=6000))
         r = _recv(p)
         took = time.monotonic() - t0
-    finally:
-        p.close()
+    p.close()
     rep = ok_of(r, MSG_CHUNK_PUT)
     stored = _packed(rep.get(1, []))
     failed = _packed(rep.get(2, []))
@@ -75,12 +77,12 @@ def test_head_answers_in_time_when_the_tail_is_frozen(cluster, frozen3):
     assert took < 6.5, "the head answered after %.1f s (deadline 6 s)" % took
 
 
-def test_queue_bytes_bound_answers_eagain(cluster, frozen3):
+def test_queue_bytes_bound_answers_eagain(cluster):
     owner, lease, tokens = lease_for_all(cluster)
     big = os.urandom(900 * 1024)
     held = client_peer(cluster, 1, timeout=20)
     other = client_peer(cluster, 1, timeout=20)
-    try:
+    with frozen(cluster, 3):
         # held while vendor 1 forwards to the frozen vendor 3
         held.sock.sendall(put_frame(cluster, [1, 3], tokens, owner, lease, big,
                                     deadline_ms=8000))
@@ -96,9 +98,8 @@ def test_queue_bytes_bound_answers_eagain(cluster, frozen3):
         assert _packed(rep.get(1, [])) == [1]
         other.sock.sendall(put_frame(cluster, [1], tokens, owner, lease, big))
         ok_of(_recv(other), MSG_CHUNK_PUT)
-    finally:
-        held.close()
-        other.close()
+    held.close()
+    other.close()
 
 
 def load_of(cluster, vendor):
