@@ -181,10 +181,9 @@ static int64_t evict_inode(const struct cand *c, size_t n)
 {
 	struct fs_node *node = node_get(c[0].ino);
 	struct fs_txn t;
-	char path[4200];
 	bool *gone = calloc(n, sizeof(*gone));
 	int64_t bytes = 0;
-	int fd, rc;
+	int rc;
 
 	if (!node || !gone) {
 		node_put(node);
@@ -214,21 +213,19 @@ static int64_t evict_inode(const struct cand *c, size_t n)
 		meta_abort(&t);
 	if (rc < 0)
 		goto out;
-	cache_path(fs.cache, c[0].ino, path, sizeof(path));
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	for (size_t i = 0; fd >= 0 && i < n; i++) {
+	for (size_t i = 0; node_locate(node) >= 0 && i < n; i++) {
+		int err;
+
 		if (!gone[i])
 			continue;
-		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)(c[i].idx * fs.chunk_size), (off_t)c[i].len) < 0) {
+		err = node_punch(node, c[i].idx * fs.chunk_size, c[i].len);
+		if (err < 0) {
 			log_warn("cache: punching inode %" PRIu64 " chunk %" PRIu64 ": %s",
-				 c[i].ino, c[i].idx, strerror(errno));
+				 c[i].ino, c[i].idx, strerror(-err));
 			continue; /* marked absent anyway: refetched, never read stale */
 		}
 		bytes += (int64_t)c[i].len;
 	}
-	if (fd >= 0)
-		close(fd);
 out:
 	pthread_mutex_unlock(&node->lock);
 	node_put(node);

@@ -437,37 +437,36 @@ static int round_pick(struct round *r)
 	return rc;
 }
 
-/* Step 2: reads the picked chunks from the cache files. */
+/* Step 2: reads the picked chunks from the cache (under each node's lock:
+ * a file moving out of its slab slot is seen before or after the move). */
 static int round_read(struct round *r)
 {
-	int fd = -1;
-	uint64_t fd_ino = 0;
+	struct fs_node *n = NULL;
+	int rc = 0;
 
-	for (size_t i = 0; i < r->n_ups; i++) {
+	for (size_t i = 0; i < r->n_ups && rc == 0; i++) {
 		struct up *u = &r->ups[i];
-		ssize_t got;
-		uint64_t done = 0;
 
-		if (fd < 0 || fd_ino != u->ino) {
-			char path[4200];
-
-			if (fd >= 0)
-				close(fd);
-			cache_path(fs.cache, u->ino, path, sizeof(path));
-			fd = open(path, O_RDONLY | O_CLOEXEC);
-			fd_ino = u->ino;
-			if (fd < 0 && errno != ENOENT) {
-				log_err("flush: opening %s: %s", path, strerror(errno));
-				return -errno;
+		if (!n || n->ino != u->ino) {
+			if (n) {
+				pthread_mutex_unlock(&n->lock);
+				node_put(n);
 			}
+			n = node_get(u->ino);
+			if (!n)
+				return -ENOMEM;
+			pthread_mutex_lock(&n->lock);
+			rc = node_locate(n);
+			if (rc < 0 && rc != -ENOENT)
+				break;
+			rc = 0;
 		}
 		u->data = calloc(1, u->len);
 		if (!u->data) {
-			if (fd >= 0)
-				close(fd);
-			return -ENOMEM;
+			rc = -ENOMEM;
+			break;
 		}
-		if (fd < 0) {
+		if (n->fd < 0) {
 			log_err("flush: inode %" PRIu64 " chunk %" PRIu64
 				": cache file gone before upload; its data is lost",
 				u->ino, u->idx);
@@ -476,27 +475,18 @@ static int round_read(struct round *r)
 		}
 		/* A truncate racing with us shortens the file: the rest stays zero and
 		 * the chunk, changed, is marked again. */
-		while (done < u->len) {
-			got = pread(fd, u->data + done, u->len - done,
-				    (off_t)(u->idx * fs.chunk_size + done));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got < 0) {
-				int err = errno;
-
-				log_err("flush: reading cache of inode %" PRIu64 ": %s", u->ino,
-					strerror(err));
-				close(fd);
-				return -err;
-			}
-			if (got == 0)
-				break;
-			done += (uint64_t)got;
-		}
+		rc = node_pread(n, u->data, u->len, u->idx * fs.chunk_size);
+		if (rc == -ENODATA)
+			rc = 0;
+		if (rc < 0)
+			log_err("flush: reading cache of inode %" PRIu64 ": %s", u->ino,
+				strerror(-rc));
 	}
-	if (fd >= 0)
-		close(fd);
-	return 0;
+	if (n) {
+		pthread_mutex_unlock(&n->lock);
+		node_put(n);
+	}
+	return rc;
 }
 
 /* Step 4 (success), or the undo of step 1 (failure).  A failed commit keeps

@@ -7,7 +7,7 @@
  *  ops_file.c file handlers (create, open, read, write, release, fsync...)
  *  meta.c     the local LMDB store: inodes, dirents, chunk records, dirty
  *             marks, pending frees (the journal of what the FAT lacks)
- *  cache.c    per-inode cache files and the table of in-use inodes
+ *  cache.c    cache files, slabs of small files, the table of in-use inodes
  *  flush.c    the flusher thread: uploads, final-FAT commits, barriers
  *  mirror.c   the one encoding of the FAT metadata mirror, and rebuild
  *  control.c  the mount's control socket (locate, sync, status)
@@ -262,7 +262,9 @@ int meta_get_var(struct fs_txn *t, const char *name, void **buf, size_t *len);
 struct fs_node {
 	uint64_t ino;
 	pthread_mutex_t lock;
-	int fd;              /* cache file, -1 until needed; lock */
+	int fd;              /* cache file or slab, -1 until needed; lock */
+	bool slab;           /* fd is a shared slab (never closed here); lock */
+	uint64_t base;       /* where byte 0 of the file is in fd; lock */
 	unsigned refs;       /* node table lock */
 	unsigned opens;      /* node table lock */
 	unsigned writers;    /* node table lock */
@@ -285,8 +287,29 @@ void node_open(struct fs_node *n, bool writer);
 void node_release(struct fs_node *n, bool writer, unsigned *opens_left);
 bool node_is_open(uint64_t ino);
 bool node_has_writer(uint64_t ino);
-/* The cache file of a locked node, opened (created sparse at size) once. */
+/* Files up to CACHE_SLOT bytes keep their data in a slot of a shared slab
+ * file (1 << CACHE_SLAB_SHIFT slots each); bigger ones in a file of their
+ * own.  Every node_* call below wants n locked. */
+#define CACHE_SLOT (UINT64_C(64) << 10)
+#define CACHE_SLAB_SHIFT 16
+#define CACHE_SLAB_MASK ((UINT64_C(1) << CACHE_SLAB_SHIFT) - 1)
+/* Opens (once) where the node's data lives for a file of size bytes,
+ * creating it if missing; returns the fd (>= 0) or -errno.  Data is read
+ * and written with node_pread/node_pwrite only (a slot is at an offset). */
 int node_fd(struct fs_node *n, uint64_t size);
+/* Like node_fd but never creates nor resizes anything: -ENOENT when the
+ * data is gone (the flusher). */
+int node_locate(struct fs_node *n);
+/* Makes room for size bytes (a file outgrowing its slot moves out). */
+int node_room(struct fs_node *n, uint64_t size);
+/* pread_full/pwrite_full at file offsets (node_pwrite makes room first). */
+int node_pread(struct fs_node *n, void *buf, size_t len, uint64_t off);
+int node_pwrite(struct fs_node *n, const void *buf, size_t len, uint64_t off);
+/* A hole over [off, off + len) of the file's data. */
+int node_punch(struct fs_node *n, uint64_t off, uint64_t len);
+/* The cache data's new size (ftruncate; a slot is emptied beyond it). */
+int node_resize(struct fs_node *n, uint64_t size);
+int node_datasync(struct fs_node *n);
 
 /* ---- flush.c ---- */
 

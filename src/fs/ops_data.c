@@ -103,13 +103,12 @@ static int punch_locked(struct fs_node *n, struct fs_inode *in, uint64_t from, u
 	if (fd < 0)
 		return fd;
 	/* the cache file: a hole where the file has one */
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from,
-		      (off_t)(to - from)) < 0) {
+	if (node_punch(n, from, to - from) < 0) {
 		zero = calloc(1, cs);
 		if (!zero)
 			return -ENOMEM;
 		for (uint64_t p = from; p < to && rc == 0; p += MIN(cs, to - p))
-			rc = pwrite_full(fd, zero, MIN(cs, to - p), p);
+			rc = node_pwrite(n, zero, MIN(cs, to - p), p);
 		free(zero);
 		if (rc < 0)
 			return rc;

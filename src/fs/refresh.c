@@ -386,14 +386,11 @@ static int do_refresh(void)
 		pthread_mutex_lock(&nodes[i]->lock);
 	}
 	for (i = 0; i < fix.n; i++) {
-		char path[4200];
 		bool found;
 		uint64_t size = inode_size(&mir, fix.ino[i], &found);
-		int fd;
+		int err;
 
-		cache_path(fs.cache, fix.ino[i], path, sizeof(path));
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
+		if (node_locate(nodes[i]) < 0)
 			continue;
 		/* chunks of this inode that changed or went: punch their data */
 		for (j = 0; j < chunks.n; j++) {
@@ -411,12 +408,11 @@ static int do_refresh(void)
 			if (x && mirror_chunk_decode(x->val, x->vlen, &ref) == 0 &&
 			    memcmp(ref.chunk_id, chunks.v[j].val + 4, CHUNK_ID_LEN) == 0)
 				continue;
-			(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					(off_t)(b * fs.chunk_size), (off_t)fs.chunk_size);
+			(void)node_punch(nodes[i], b * fs.chunk_size, fs.chunk_size);
 		}
-		if (found && ftruncate(fd, (off_t)size) < 0)
-			log_warn("refresh: resizing %s: %s", path, strerror(errno));
-		close(fd);
+		if (found && (err = node_resize(nodes[i], size)) < 0)
+			log_warn("refresh: resizing the cache of inode %" PRIu64 ": %s",
+				 fix.ino[i], strerror(-err));
 		if (!found)
 			cache_unlink(fs.cache, fix.ino[i]);
 	}
