@@ -156,6 +156,11 @@ void alloc_set_writer_token(struct alloc_ctx *a, uint64_t token);
  * placement), chunks uploaded under it become garbage for the FAT's GC. */
 void alloc_session_abort(struct alloc_session *s);
 
+/* True when this context's recent calls could not reach the vendor (its
+ * last connection-level failure is within window_ms and no call reached it
+ * since): the client's own view, faster than the FAT's heartbeat timeout. */
+bool alloc_vendor_unreachable(struct alloc_ctx *a, uint32_t vendor_id, uint64_t window_ms);
+
 /* ---- reads (fetch.c, receipts.c) ---- */
 
 /* A committed chunk as the file system remembers it. */

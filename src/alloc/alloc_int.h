@@ -84,6 +84,12 @@ void vstats_fail(struct vstats *v, uint32_t vendor_id, uint64_t now);
  * now is in ms (now_ms()). */
 void vstats_order(struct vstats *v, const uint32_t *in, unsigned n, uint32_t *out,
 		  uint64_t now);
+/* Records whether a call reached the vendor (any answer, even an error
+ * reply) or failed at the connection level (refused, reset, timed out). */
+void vstats_reach(struct vstats *v, uint32_t vendor_id, bool reached, uint64_t now);
+/* True when the vendor's last connection-level failure is within window_ms
+ * and nothing has reached it since. */
+bool vstats_unreachable(struct vstats *v, uint32_t vendor_id, uint64_t window_ms, uint64_t now);
 /* Current estimate in µs (0 if unknown) and whether it is penalized. */
 uint64_t vstats_estimate(struct vstats *v, uint32_t vendor_id, uint64_t now, bool *penalized);
 

@@ -592,3 +592,8 @@ int alloc_vendor_addr(struct alloc_ctx *a, uint32_t vendor_id, char *addr, size_
 	vaddr_refresh(a, VADDR_MIN_REFRESH_MS);
 	return vaddr_find(a, vendor_id, addr, len);
 }
+
+bool alloc_vendor_unreachable(struct alloc_ctx *a, uint32_t vendor_id, uint64_t window_ms)
+{
+	return vstats_unreachable(a->vstats, vendor_id, window_ms, now_ms());
+}

@@ -391,10 +391,19 @@ static int send_chain(struct alloc_session *s, const struct hop *hops, unsigned 
 		/* the head failed (or refused): nothing is known of the others */
 		log_warn("upload: chunk %s to vendor %u (%s): %s%s%s", hex, hops[0].vendor_id,
 			 hops[0].addr, strerror(-rc), err[0] ? ": " : "", err);
-		if (alloc_err_transient(rc))
+		if (alloc_err_transient(rc)) {
 			xport_pool_forget(a->pool, hops[0].addr);
+			vstats_reach(a->vstats, hops[0].vendor_id, false, now_ms());
+		}
 	} else {
 		Pstore__ChunkPutReply *r = (Pstore__ChunkPutReply *)rep.msg;
+
+		vstats_reach(a->vstats, hops[0].vendor_id, true, now_ms());
+		/* a hop the chain could not reach is as good as down for us */
+		for (size_t k = 0; k < r->n_failed && k < 64; k++)
+			for (unsigned i = 1; i < n; i++)
+				if (r->failed[k] == hops[i].vendor_id)
+					vstats_reach(a->vstats, hops[i].vendor_id, false, now_ms());
 
 		for (size_t k = 0; k < r->n_stored_on && k < 64; k++)
 			for (unsigned i = 0; i < n; i++)

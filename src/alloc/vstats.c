@@ -27,6 +27,8 @@ struct vent {
 	unsigned fails;        /* consecutive failures */
 	uint64_t penalty_until; /* monotonic ms */
 	uint64_t last_ms;      /* last update, for reuse */
+	uint64_t down_ms;      /* last connection-level failure (0: none) */
+	uint64_t up_ms;        /* last call that reached the vendor */
 };
 
 struct vstats {
@@ -127,6 +129,35 @@ void vstats_fail(struct vstats *v, uint32_t vendor_id, uint64_t now)
 		e->last_ms = now;
 	}
 	pthread_mutex_unlock(&v->lock);
+}
+
+void vstats_reach(struct vstats *v, uint32_t vendor_id, bool reached, uint64_t now)
+{
+	struct vent *e;
+
+	pthread_mutex_lock(&v->lock);
+	e = get(v, vendor_id, now);
+	if (e) {
+		if (reached)
+			e->up_ms = now;
+		else
+			e->down_ms = now;
+		e->last_ms = now;
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool vstats_unreachable(struct vstats *v, uint32_t vendor_id, uint64_t window_ms, uint64_t now)
+{
+	struct vent *e;
+	bool down = false;
+
+	pthread_mutex_lock(&v->lock);
+	e = find(v, vendor_id);
+	if (e && e->down_ms && e->down_ms >= e->up_ms && now - e->down_ms <= window_ms)
+		down = true;
+	pthread_mutex_unlock(&v->lock);
+	return down;
 }
 
 uint64_t vstats_estimate(struct vstats *v, uint32_t vendor_id, uint64_t now, bool *penalized)

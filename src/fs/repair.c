@@ -24,6 +24,9 @@
 #define REPAIR_RING 65536
 #define REPAIR_WINDOW_MS (15 * 60 * 1000)
 #define REPAIR_SILENT_MS 3000 /* a vendor not heard of for this long is dead */
+/* ... and so is one our own uploads could not reach lately, even while the
+ * FAT has not timed it out yet (a sync right after the death) */
+#define REPAIR_UNREACHABLE_MS 60000
 
 struct recent {
 	uint64_t ino, idx;
@@ -60,7 +63,8 @@ void repair_note(uint64_t ino, uint64_t idx, const struct alloc_chunk_ref *ref)
 	pthread_mutex_unlock(&repair_lock);
 }
 
-/* Vendor ids the FAT reports dead (or silent).  *out malloc'd. */
+/* Vendor ids the FAT reports dead (or silent), or that this mount's uploads
+ * could not reach lately.  *out malloc'd. */
 static int dead_vendors(uint32_t **out, size_t *n)
 {
 	Pstore__Empty req = PSTORE__EMPTY__INIT;
@@ -89,8 +93,10 @@ static int dead_vendors(uint32_t **out, size_t *n)
 	for (size_t i = 0; i < vl->n_vendors; i++) {
 		const Pstore__VendorRecord *v = vl->vendors[i];
 
-		if (!v->alive || (v->last_seen_ms && now > v->last_seen_ms &&
-				  now - v->last_seen_ms > REPAIR_SILENT_MS))
+		if (!v->alive ||
+		    (v->last_seen_ms && now > v->last_seen_ms &&
+		     now - v->last_seen_ms > REPAIR_SILENT_MS) ||
+		    alloc_vendor_unreachable(fs.alloc, v->id, REPAIR_UNREACHABLE_MS))
 			(*out)[(*n)++] = v->id;
 	}
 	xport_reply_clear(&rep);
