@@ -45,6 +45,8 @@ struct cmd_opts {
 	char *cache_max, *dirty_max, *writer_lease_ms;
 	char *passphrase_file, *key_file;
 	int ro;
+	char *nonopt[2]; /* SOURCE MOUNTPOINT (mount -t fuse.pstorefs) or MOUNTPOINT */
+	int n_nonopt;
 };
 
 #define OPT(t, p) {t, offsetof(struct cmd_opts, p), 1}
@@ -58,9 +60,31 @@ static const struct fuse_opt cmd_table[] = {
 	FUSE_OPT_END,
 };
 
+/* Keeps the non-option arguments: `pstorefs MOUNTPOINT`, or the form
+ * mount(8) uses through mount.fuse3 for fstab entries of type
+ * fuse.pstorefs: `pstorefs VOLUME MOUNTPOINT -o ...`. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct cmd_opts *o = data;
+
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->n_nonopt == 2) {
+		fprintf(stderr, "pstorefs: unexpected argument '%s' (see --help)\n", arg);
+		return -1;
+	}
+	o->nonopt[o->n_nonopt] = strdup(arg);
+	if (!o->nonopt[o->n_nonopt])
+		return -1;
+	o->n_nonopt++;
+	return 0;
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-o opt,...] MOUNTPOINT\n"
+	       "       %s [-o opt,...] VOLUME MOUNTPOINT   (as mount -t fuse.pstorefs runs it)\n"
 	       "Mounts a pstore volume.\n\n"
 	       "pstorefs options:\n"
 	       "    -o config=FILE     client config (default " DEFAULT_CONFIG ")\n"
@@ -83,8 +107,9 @@ static void usage(const char *prog)
 	       "                       else $PSTORE_PASSPHRASE, else asked on the terminal\n"
 	       "    -o key_file=FILE   an encrypted volume's key file\n"
 	       "    -V, --version      print the version\n\n"
+	       "fstab: VOLUME MOUNTPOINT fuse.pstorefs config=FILE,_netdev 0 0\n"
 	       "See pstorefs(8).\n\n",
-	       prog);
+	       prog, prog);
 }
 
 static void cfg_defaults(struct fs_config *c)
@@ -557,8 +582,16 @@ int main(int argc, char *argv[])
 	bool mounted = false;
 
 	log_init(argv[0], LOG_INFO);
-	if (fuse_opt_parse(&args, &o, cmd_table, NULL) < 0)
+	if (fuse_opt_parse(&args, &o, cmd_table, opt_proc) < 0)
 		return 2;
+	if (o.n_nonopt == 2 && !o.volume) {
+		o.volume = o.nonopt[0];
+		o.nonopt[0] = NULL;
+	}
+	if (o.n_nonopt > 0 && fuse_opt_add_arg(&args, o.nonopt[o.n_nonopt - 1]) < 0)
+		return 2;
+	free(o.nonopt[0]);
+	free(o.nonopt[1]);
 	if (fuse_parse_cmdline(&args, &copts) != 0)
 		return 2;
 	if (copts.show_help) {
