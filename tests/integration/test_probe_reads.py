@@ -10,7 +10,9 @@ live score, and hedged reads ride over a frozen replica.
    healthy p99.
 
 Every read starts from a fresh mount (it rebuilds the namespace from the
-FAT's mirror), so that the data comes from the vendors, not the cache."""
+FAT's mirror) or with the mount's cache and the page cache dropped, so that
+the data comes from the vendors, not the cache.  The 3x comparison takes the
+best of up to 3 measurements of each side (a loaded CI machine)."""
 
 import hashlib
 import os
@@ -53,6 +55,13 @@ def read_all(path):
     return time.monotonic() - t0, h.hexdigest()
 
 
+def cold_read(lab, mnt, path):
+    """read_all with the mount's cache and the page cache dropped first."""
+    lab.cli("cache", "drop", mnt)
+    drop_page_cache()
+    return read_all(path)
+
+
 def read_chunks(path, chunk):
     """Reads the file one chunk at a time (no readahead); latencies in ms."""
     lat, h = [], hashlib.sha256()
@@ -82,34 +91,46 @@ def test_reads_prefer_the_fast_replica():
         lab.umount(mnt)
 
         mnt = lab.mount("r1")
+        path = os.path.join(mnt, "big")
         lab.wait_rounds(mnt, 2)
-        t_fast, d = read_all(os.path.join(mnt, "big"))
+        t, d = read_all(path)
         assert d == digest
         rep = lab.by_id(lab.probe_json(mnt))
         total = rep[fast]["read_bytes"] + rep[slow]["read_bytes"]
         print("scored: %.2f s; bytes from fast %d, slow %d"
-              % (t_fast, rep[fast]["read_bytes"], rep[slow]["read_bytes"]))
+              % (t, rep[fast]["read_bytes"], rep[slow]["read_bytes"]))
         assert total >= 64 * MiB
         assert rep[fast]["read_bytes"] >= 0.9 * total
-        # timing on a shared VM is noisy: the faster of two cold reads
-        lab.cli("cache", "drop", mnt)
-        drop_page_cache()
-        t2, d = read_all(os.path.join(mnt, "big"))
-        assert d == digest
-        print("scored, second cold read: %.2f s" % t2)
-        t_fast = min(t_fast, t2)
-        lab.umount(mnt)
 
-        mnt = lab.mount("r2")
-        lab.wait_rounds(mnt, 2)
-        lab.probe_json(mnt, pin=slow)
-        t_slow, d = read_all(os.path.join(mnt, "big"))
-        assert d == digest
-        rep = lab.by_id(lab.probe_json(mnt))
-        print("pinned to the slow replica: %.2f s (%.1fx); bytes from slow %d"
-              % (t_slow, t_slow / t_fast, rep[slow]["read_bytes"]))
-        assert rep[slow]["read_bytes"] >= 64 * MiB
-        assert t_slow >= 3 * t_fast
+        # 3x faster than pinned to the slow replica.  Timing on a loaded
+        # 2-core VM is noisy: up to 3 rounds of (scored cold read, pinned cold
+        # read), the best (shortest) time of each side compared.  Taking the
+        # slow side's best too only makes the check harder.
+        t_fast, t_slow = [t], []
+        for attempt in range(3):
+            if attempt:
+                lab.probe_json(mnt, pin=0)
+                t, d = cold_read(lab, mnt, path)
+                assert d == digest
+                t_fast.append(t)
+            lab.probe_json(mnt, pin=slow)
+            before = lab.by_id(lab.probe_json(mnt))[slow]["read_bytes"]
+            t, d = cold_read(lab, mnt, path)
+            assert d == digest
+            t_slow.append(t)
+            rep = lab.by_id(lab.probe_json(mnt))
+            print("round %d: scored %.2f s, pinned to the slow replica %.2f s;"
+                  " bytes from slow in the pinned read %d"
+                  % (attempt + 1, t_fast[-1], t, rep[slow]["read_bytes"] - before))
+            assert rep[slow]["read_bytes"] - before >= 64 * MiB
+            if min(t_slow) >= 3 * min(t_fast):
+                break
+        print("scored samples %s s, pinned samples %s s: best %.2f vs %.2f s (%.1fx)"
+              % (["%.2f" % x for x in t_fast], ["%.2f" % x for x in t_slow], min(t_fast),
+                 min(t_slow), min(t_slow) / min(t_fast)))
+        assert min(t_slow) >= 3 * min(t_fast)
+        lab.probe_json(mnt, pin=0)
+        lab.umount(mnt)
 
 
 def test_hedged_reads_ride_over_a_frozen_replica():
