@@ -372,6 +372,11 @@ void ra_stop(void);
 void ra_note_read(uint64_t ino, bool fetched);
 /* A file readahead would fetch: one chunk, at most 256 KiB. */
 bool ra_small(uint64_t size);
+/* Sequential readahead of a multi-chunk file: a read reached chunk idx;
+ * the chunks after it, up to last, are fetched in the background. */
+void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last);
+/* Waits (bounded) while the readahead fetches one of chunks first..last. */
+void ra_wait_chunks(uint64_t ino, uint64_t first, uint64_t last);
 
 /* ---- lease.c: the volume writer lease ---- */
 /* Takes the writer lease (read-write mounts) and keeps renewing it. */
@@ -413,6 +418,9 @@ void ops_fill(struct fuse_lowlevel_ops *ops);
  * shared with truncate in ops_ns.c. */
 int fs_truncate(uint64_t ino, uint64_t size);
 int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx);
+/* Fetches chunk idx of ino without the node lock held during the transfer
+ * (sequential readahead); 0 also when there was nothing to fetch. */
+int fs_prefetch_chunk(uint64_t ino, uint64_t idx);
 void fs_time_now(struct fs_time *t);
 
 /* ---- global state (main.c) ---- */

@@ -321,6 +321,87 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	ops_open_node(req, e.ino, fi, &e);
 }
 
+/* Sequential readahead (readahead.c): fetches committed chunk idx of ino
+ * without holding the node lock during the transfer, so that the reader
+ * and other prefetches go on meanwhile, and installs it under the lock only
+ * if it is still the same committed chunk absent from the cache - the
+ * state in which no write, truncate or punch has put bytes of its own
+ * there (each of those fetches first or marks the chunk present). */
+int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
+{
+	struct fs_node *n = node_get(ino);
+	struct fs_inode *in = malloc(sizeof(*in));
+	struct fs_chunk c, c2;
+	struct fs_txn t;
+	uint8_t *buf = NULL;
+	uint64_t len = 0, cap;
+	int fd, rc;
+
+	if (!n || !in) {
+		rc = n ? -ENOMEM : -ENOENT;
+		goto out;
+	}
+	pthread_mutex_lock(&n->lock);
+	rc = get_inode(ino, in);
+	fd = rc == 0 ? node_fd(n, in->size) : rc;
+	rc = fd < 0 ? fd : meta_begin(fs.meta, false, &t);
+	if (rc == 0) {
+		rc = meta_chunk_get(&t, ino, idx, &c);
+		meta_abort(&t);
+		len = chunk_len_at(in->size, idx);
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (rc < 0 || len == 0 || (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF) {
+		rc = rc == -ENOENT ? 0 : rc;
+		goto out;
+	}
+	cap = MAX(len, (uint64_t)c.ref.raw_len);
+	buf = malloc((size_t)cap);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = alloc_fetch(fs.alloc, &c.ref, buf);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&n->lock);
+	rc = get_inode(ino, in);
+	fd = rc == 0 ? node_fd(n, in->size) : rc;
+	rc = fd < 0 ? fd : meta_begin(fs.meta, true, &t);
+	if (rc == 0) {
+		len = chunk_len_at(in->size, idx);
+		rc = meta_chunk_get(&t, ino, idx, &c2);
+		if (rc == 0 && ((c2.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF ||
+				memcmp(c2.ref.chunk_id, c.ref.chunk_id, CHUNK_ID_LEN) != 0 ||
+				len == 0 || len > cap))
+			rc = -ESTALE; /* changed meanwhile: not ours to install */
+		if (rc == 0) {
+			if (c.ref.raw_len < len)
+				memset(buf + c.ref.raw_len, 0, (size_t)(len - c.ref.raw_len));
+			rc = node_pwrite(n, buf, (size_t)len, idx * fs.chunk_size);
+		}
+		if (rc == 0) {
+			c2.flags |= FS_CHUNK_PRESENT;
+			rc = meta_chunk_put(&t, ino, idx, &c2, false);
+		}
+		if (rc == 0)
+			rc = meta_commit(&t);
+		else
+			meta_abort(&t);
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (rc == 0)
+		evict_touch(ino, idx, len);
+	else if (rc == -ESTALE)
+		rc = 0;
+out:
+	free(buf);
+	free(in);
+	if (n)
+		node_put(n);
+	return rc;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -328,6 +409,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_inode *in = malloc(sizeof(*in));
 	uint8_t *buf = NULL;
 	uint64_t end;
+	uint64_t seq_last = 0;
 	bool fetched = false, small = false;
 	int fd, rc;
 
@@ -336,6 +418,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* a chunk the sequential readahead is fetching: wait for it rather
+	 * than fetching it a second time */
+	if (off >= 0 && size > 0)
+		ra_wait_chunks(n->ino, (uint64_t)off / fs.chunk_size,
+			       ((uint64_t)off + size - 1) / fs.chunk_size);
 	pthread_mutex_lock(&n->lock);
 	rc = get_inode(n->ino, in);
 	if (rc < 0)
@@ -351,6 +438,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (rc < 0)
 			goto out;
 	}
+	/* entering a chunk of a multi-chunk file (or a cold read in one):
+	 * the next chunks are fetched in the background */
+	if (in->size > fs.chunk_size && (fetched || (uint64_t)off % fs.chunk_size < size))
+		seq_last = (in->size - 1) / fs.chunk_size;
 	small = off == 0 && ra_small(in->size);
 	fd = node_fd(n, in->size);
 	if (fd < 0) {
@@ -379,6 +470,8 @@ out:
 	free(buf);
 	if (rc == 0 && small)
 		ra_note_read(n->ino, fetched); /* readahead.c: the next small files */
+	if (rc == 0 && seq_last)
+		ra_note_chunks(n->ino, ((uint64_t)off + size - 1) / fs.chunk_size, seq_last);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,

@@ -13,6 +13,13 @@
  * fetched, at most RA_WINDOW files ahead of the reader: a mistaken guess
  * costs at most RA_WINDOW * RA_MAX_FILE bytes of fetches, which the cache
  * cap evicts like any clean chunk (evict.c).
+ *
+ * Sequential readahead of large files: a read entering chunk i of a
+ * multi-chunk file queues chunks i+1 .. i+RA_CHUNKS, which the same threads
+ * fetch in parallel (each chunk's copies live on their own vendors, so the
+ * fetches spread over replicas), without the node lock held during the
+ * transfer (fs_prefetch_chunk).  A reader reaching a chunk in flight waits
+ * for it instead of fetching it again.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,6 +47,65 @@ static unsigned ra_nthreads;
 /* inodes the readahead brought in (direct-mapped; a collision only stops
  * the window from sliding once) */
 static uint64_t ra_seen[RA_SEEN_SLOTS]; /* ra_lock */
+
+#define RA_CHUNKS 4	  /* chunks ahead of a sequential reader */
+#define RA_CQUEUE 32	  /* queued chunk fetches */
+#define RA_WAIT_MS 30000 /* longest a reader waits for a chunk in flight */
+struct ra_chunk {
+	uint64_t ino, idx;
+};
+static struct ra_chunk ra_cq[RA_CQUEUE];	 /* ra_lock; a ring */
+static size_t ra_chead, ra_clen;		 /* ra_lock */
+static struct ra_chunk ra_busy[RA_THREADS];	 /* ra_lock: in flight (ino 0: none) */
+static pthread_cond_t ra_done;			 /* ra_lock: a chunk fetch ended */
+
+static bool ra_chunk_known(uint64_t ino, uint64_t idx)
+{
+	for (size_t i = 0; i < ra_clen; i++) {
+		const struct ra_chunk *c = &ra_cq[(ra_chead + i) % RA_CQUEUE];
+
+		if (c->ino == ino && c->idx == idx)
+			return true;
+	}
+	for (size_t i = 0; i < RA_THREADS; i++)
+		if (ra_busy[i].ino == ino && ra_busy[i].idx == idx)
+			return true;
+	return false;
+}
+
+void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last)
+{
+	pthread_mutex_lock(&ra_lock);
+	if (ra_nthreads && !ra_stopping) {
+		for (uint64_t x = idx + 1; x <= last && x <= idx + RA_CHUNKS; x++) {
+			if (ra_clen == RA_CQUEUE)
+				break;
+			if (!ra_chunk_known(ino, x))
+				ra_cq[(ra_chead + ra_clen++) % RA_CQUEUE] = (struct ra_chunk){ino, x};
+		}
+		pthread_cond_broadcast(&ra_cond);
+	}
+	pthread_mutex_unlock(&ra_lock);
+}
+
+void ra_wait_chunks(uint64_t ino, uint64_t first, uint64_t last)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += RA_WAIT_MS / 1000;
+	pthread_mutex_lock(&ra_lock);
+	for (;;) {
+		bool busy = false;
+
+		for (size_t i = 0; i < RA_THREADS && !busy; i++)
+			busy = ra_busy[i].ino == ino && ra_busy[i].idx >= first &&
+			       ra_busy[i].idx <= last;
+		if (!busy || pthread_cond_timedwait(&ra_done, &ra_lock, &ts) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&ra_lock);
+}
 
 bool ra_small(uint64_t size)
 {
@@ -121,12 +187,29 @@ static void ra_fetch(uint64_t ino, struct fs_inode *in)
 static void *ra_main(void *arg)
 {
 	struct fs_inode *in = malloc(sizeof(*in));
+	size_t self = (size_t)(uintptr_t)arg;
 
-	(void)arg;
 	pthread_mutex_lock(&ra_lock);
 	while (!ra_stopping && in) {
 		uint64_t ino;
 
+		if (ra_clen > 0) {
+			struct ra_chunk c = ra_cq[ra_chead];
+			int rc;
+
+			ra_chead = (ra_chead + 1) % RA_CQUEUE;
+			ra_clen--;
+			ra_busy[self] = c;
+			pthread_mutex_unlock(&ra_lock);
+			rc = fs_prefetch_chunk(c.ino, c.idx);
+			if (rc < 0)
+				log_debug("readahead: inode %" PRIu64 " chunk %" PRIu64 ": %s", c.ino,
+					  c.idx, strerror(-rc));
+			pthread_mutex_lock(&ra_lock);
+			ra_busy[self].ino = 0;
+			pthread_cond_broadcast(&ra_done);
+			continue;
+		}
 		if (ra_len == 0) {
 			struct timespec ts;
 
@@ -154,10 +237,11 @@ int ra_start(void)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&ra_cond, &ca);
+	pthread_cond_init(&ra_done, &ca);
 	pthread_condattr_destroy(&ca);
 	ra_stopping = false;
 	for (unsigned i = 0; i < RA_THREADS; i++) {
-		int rc = pthread_create(&ra_threads[i], NULL, ra_main, NULL);
+		int rc = pthread_create(&ra_threads[i], NULL, ra_main, (void *)(uintptr_t)i);
 
 		if (rc) {
 			log_warn("readahead: cannot start a thread: %s", strerror(rc));
@@ -178,6 +262,7 @@ void ra_stop(void)
 	pthread_mutex_lock(&ra_lock);
 	ra_stopping = true;
 	ra_len = 0;
+	ra_clen = 0;
 	n = ra_nthreads;
 	pthread_cond_broadcast(&ra_cond);
 	pthread_mutex_unlock(&ra_lock);

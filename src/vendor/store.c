@@ -1,10 +1,11 @@
 /*
  * store.c - the vendor's piece store.  A chunk's payload is cut into pieces
- * spread over the devices; each piece is written to a temporary name,
- * fsynced, renamed and its directory fsynced, and only then is the chunk's
- * record committed to the LMDB index.  A chunk exists when its record does:
- * at start every temporary file and every piece file without a record (an
- * interrupted write) is removed, so kill -9 at any moment loses nothing that
+ * spread over the devices; the pieces are written to temporary names
+ * (large ones with O_DIRECT, small ones through the page cache with the
+ * writeback started at once), fsynced, renamed and their directories
+ * fsynced, and only then is the chunk's record committed to the LMDB index.
+ * A chunk exists when its record does: at start every temporary file and
+ * every piece file without a record (an interrupted write) is removed, so kill -9 at any moment loses nothing that
  * was acknowledged and leaves nothing half-written.
  *
  * Operations on one chunk id are serialised (the busy set); different
@@ -130,44 +131,136 @@ static int used_sum_cb(const uint8_t *id, const Pstore__VChunk *rec, void *arg)
 
 /* ---- writing ---- */
 
-/* Writes one piece durably under its final name. */
-static int piece_write(const struct vendor_device *d, const uint8_t *id, unsigned i,
-		       const uint8_t *buf, size_t len)
+/* Pieces of at least this many bytes are written with O_DIRECT from an
+ * aligned copy: on the measured machine the kernel's copy into the page
+ * cache (copy_folio_from_iter_atomic) was 40 % of a vendor's CPU during a
+ * sequential write, a user-space copy costs a fraction of it, and a vendor
+ * does not read back what it just stored.  Smaller pieces, and file systems
+ * that refuse O_DIRECT, take the page cache. */
+#define PIECE_DIRECT_MIN (64u << 10)
+#define PIECE_ALIGN 4096u
+
+/* Creates tmp with len bytes of buf; returns its fd (not yet fsynced) or
+ * -errno. */
+static int piece_create(const char *tmp, const uint8_t *buf, size_t len)
 {
-	char path[VENDOR_PATH_MAX + 64], tmp[VENDOR_PATH_MAX + 80], dir[VENDOR_PATH_MAX + 64];
-	char *slash;
+	size_t alen = (len + PIECE_ALIGN - 1) / PIECE_ALIGN * PIECE_ALIGN;
+	void *abuf = NULL;
 	int fd = -1, rc;
 
-	rc = vdev_piece_path(d, id, i, path, sizeof(path));
-	if (rc < 0)
-		return rc;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	*slash = '\0';
-	if (mkdir(dir, 0750) == 0) {
-		rc = fsync_dir(d->path);
-		if (rc < 0)
-			return rc;
-	} else if (errno != EEXIST) {
-		return -errno;
+	if (len >= PIECE_DIRECT_MIN && posix_memalign(&abuf, PIECE_ALIGN, alen) == 0) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0640);
+		if (fd >= 0) {
+			memcpy(abuf, buf, len);
+			memset((uint8_t *)abuf + len, 0, alen - len);
+			rc = write_full(fd, abuf, alen);
+			if (rc == 0 && alen != len && ftruncate(fd, (off_t)len) < 0)
+				rc = -errno;
+			free(abuf);
+			if (rc == 0)
+				return fd;
+			close(fd);
+			if (rc != -EINVAL)
+				return rc;
+		} else {
+			free(abuf);
+			if (errno != EINVAL)
+				return -errno;
+		}
 	}
+	/* the page cache: small piece, or O_DIRECT refused (EINVAL) */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
 	rc = write_full(fd, buf, len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsync_dir(dir);
 	if (rc < 0) {
-		unlink(tmp);
-		unlink(path);
+		close(fd);
+		return rc;
 	}
+	/* start the writeback now; the fsync waits for it */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return fd;
+}
+
+/* Writes the np pieces of a chunk durably under their final names: every
+ * piece is written to its temporary name and its writeback started first,
+ * then each is fsynced, renamed, and each distinct directory fsynced - the
+ * pieces' disk writes overlap instead of one fsync waiting for the next
+ * piece's write.  On failure nothing of the chunk is left. */
+static int pieces_write(struct vendor_store *st, const uint8_t *id, unsigned np,
+			const unsigned *dev_of, const uint8_t *payload, const uint64_t *offsets,
+			const uint64_t *lengths)
+{
+	struct piece_names {
+		char path[VENDOR_PATH_MAX + 64], tmp[VENDOR_PATH_MAX + 80];
+		char dir[VENDOR_PATH_MAX + 64];
+	} *pn = calloc(np, sizeof(*pn));
+	int fds[CHUNK_MAX_PIECES];
+	unsigned opened = 0, renamed = 0;
+	int rc = 0;
+
+	if (!pn)
+		return -ENOMEM;
+	for (unsigned i = 0; i < np && rc == 0; i++) {
+		const struct vendor_device *d = &st->devs[dev_of[i]];
+		char *slash;
+		size_t len;
+
+		rc = vdev_piece_path(d, id, i, pn[i].path, sizeof(pn[i].path));
+		if (rc < 0)
+			break;
+		len = strlen(pn[i].path);
+		memcpy(pn[i].tmp, pn[i].path, len);
+		memcpy(pn[i].tmp + len, ".tmp", 5);
+		memcpy(pn[i].dir, pn[i].path, len + 1);
+		slash = strrchr(pn[i].dir, '/');
+		*slash = '\0';
+		if (mkdir(pn[i].dir, 0750) == 0) {
+			rc = fsync_dir(d->path);
+			if (rc < 0)
+				break;
+		} else if (errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		fds[i] = piece_create(pn[i].tmp, payload + offsets[i], lengths[i]);
+		if (fds[i] < 0) {
+			rc = fds[i];
+			opened = i + 1; /* its tmp may exist */
+			break;
+		}
+		opened = i + 1;
+	}
+	for (unsigned i = 0; i < opened; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (rc == 0 && fsync(fds[i]) < 0)
+			rc = -errno;
+		if (close(fds[i]) < 0 && rc == 0)
+			rc = -errno;
+	}
+	for (unsigned i = 0; i < np && rc == 0; i++) {
+		if (rename(pn[i].tmp, pn[i].path) < 0)
+			rc = -errno;
+		else
+			renamed = i + 1;
+	}
+	for (unsigned i = 0; i < np && rc == 0; i++) {
+		bool seen = false;
+
+		for (unsigned j = 0; j < i && !seen; j++)
+			seen = strcmp(pn[i].dir, pn[j].dir) == 0;
+		if (!seen)
+			rc = fsync_dir(pn[i].dir);
+	}
+	if (rc < 0) {
+		for (unsigned i = 0; i < opened; i++) {
+			unlink(pn[i].tmp);
+			if (i < renamed)
+				unlink(pn[i].path);
+		}
+	}
+	free(pn);
 	return rc;
 }
 
@@ -275,15 +368,12 @@ int vstore_put(struct vendor_store *st, const struct vstore_put *p)
 	    p->from_vendor ? PSTORE__VSOURCE__VSOURCE_VENDOR : PSTORE__VSOURCE__VSOURCE_CLIENT;
 	rec.time_ms = wall_ms();
 
-	for (written = 0; written < np; written++) {
-		rc = piece_write(&st->devs[dev_of[written]], h->chunk_id, (unsigned)written,
-				 p->payload + offsets[written], lengths[written]);
-		if (rc < 0) {
-			log_err("writing piece %zu on %s: %s", written,
-				st->devs[dev_of[written]].path, strerror(-rc));
-			goto out;
-		}
+	rc = pieces_write(st, h->chunk_id, np, dev_of, p->payload, offsets, lengths);
+	if (rc < 0) {
+		log_err("writing the %u pieces of a chunk: %s", np, strerror(-rc));
+		goto out;
 	}
+	written = np;
 	rc = vindex_chunk_commit(st->ix, h->chunk_id, &rec, &c);
 	if (rc == 0)
 		reserved = false; /* the bytes stay counted as used */
