@@ -32,11 +32,11 @@ struct alloc_ctx;
 struct alloc_opts {
 	const char *const *fat_addrs; /* "host:port", n_fat entries */
 	size_t n_fat;
-	int timeout_ms;         /* per call; default 10000 */
-	uint32_t lease_ms;      /* requested lease length; default 60000 */
-	int zstd_level;         /* default 1; 0 disables compression */
+	int timeout_ms;		 /* per call; default 10000 */
+	uint32_t lease_ms;	 /* requested lease length; default 60000 */
+	int zstd_level;		 /* default 1; 0 disables compression */
 	unsigned upload_threads; /* parallel chunk uploads; default 8 */
-	unsigned pieces;        /* pieces per chunk asked of vendors; default 2 */
+	unsigned pieces;	 /* pieces per chunk asked of vendors; default 2 */
 };
 
 /* The volume the context works on (filled by alloc_volume_open). */
@@ -86,8 +86,8 @@ const struct alloc_volume *alloc_volume(const struct alloc_ctx *a);
 /* Pages through the volume's metadata mirror; cb is called for each key
  * (value NULL never happens: deleted keys are not listed).  A non-zero return
  * of cb stops and is returned. */
-typedef int (*alloc_meta_cb)(const uint8_t *key, size_t klen, const uint8_t *val,
-			     size_t vlen, void *arg);
+typedef int (*alloc_meta_cb)(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+			     void *arg);
 int alloc_meta_list(struct alloc_ctx *a, alloc_meta_cb cb, void *arg);
 /* The same, counting in *unopened the entries of an encrypted volume that do
  * not open with its key (tampered with, or not written by its clients):
@@ -96,8 +96,7 @@ int alloc_meta_list_counted(struct alloc_ctx *a, alloc_meta_cb cb, void *arg,
 			    uint64_t *unopened);
 
 /* Cluster-wide capacity, for statfs. */
-int alloc_statfs(struct alloc_ctx *a, uint64_t *capacity, uint64_t *free,
-		 uint64_t *used);
+int alloc_statfs(struct alloc_ctx *a, uint64_t *capacity, uint64_t *free, uint64_t *used);
 
 /* Vendor id -> address, refreshed from MSG_VENDOR_LIST when an id is unknown
  * or at most every few seconds.  0 or -ENOENT. */
@@ -114,9 +113,9 @@ struct alloc_chunk {
 	uint64_t stored_len;
 	uint16_t flags;
 	uint32_t vendors[CHUNK_MAX_CHAIN];
-	unsigned n_vendors;     /* == copies on success */
+	unsigned n_vendors;		  /* == copies on success */
 	uint8_t digest[CHUNK_DIGEST_LEN]; /* of the stored payload (the header's) */
-	int status;             /* 0 or -errno */
+	int status;			  /* 0 or -errno */
 };
 
 struct alloc_session; /* one lease: provisional FAT + what was placed under it */
@@ -195,7 +194,7 @@ void alloc_receipts_flush(struct alloc_ctx *a);
  * key_file, passphrase_file, $PSTORE_PASSPHRASE (env), the terminal
  * (prompt, when stdin is one). */
 struct alloc_secret_src {
-	const char *key_file;        /* the whole file (8..4096 bytes) */
+	const char *key_file;	     /* the whole file (8..4096 bytes) */
 	const char *passphrase_file; /* its first line */
 	bool env;
 	bool prompt;
@@ -226,25 +225,25 @@ int alloc_volume_rekey(struct alloc_ctx *a, const char *name, const uint8_t *old
 
 /* [probe] of client.conf; defaults in alloc_probe_conf_defaults. */
 struct alloc_probe_conf {
-	bool enabled;           /* probe at all (default true) */
-	uint32_t interval_ms;   /* between probe rounds (2000) */
-	uint32_t probes;        /* UDP probes per vendor per round (5) */
-	uint32_t timeout_ms;    /* wait for a ping or a probe reply (1000) */
+	bool enabled;	      /* probe at all (default true) */
+	uint32_t interval_ms; /* between probe rounds (2000) */
+	uint32_t probes;      /* UDP probes per vendor per round (5) */
+	uint32_t timeout_ms;  /* wait for a ping or a probe reply (1000) */
 	double w_rtt, w_hops, w_avail, w_free, w_load; /* weights (4, 1, 2, 1, 1) */
-	double rtt_ref_ms;      /* RTT that scores 0.5 (10) */
-	double load_ref;        /* load (requests in flight) that scores 0.5 (8) */
-	double min_score;       /* discard below (0.2) */
-	double min_avail;       /* discard below (0.9) ... */
-	uint32_t min_samples;   /* ... once this many probes were sent (10) */
-	double max_rtt_ms;      /* discard above (1000) */
-	uint32_t max_silent;    /* discard after this many lost probes in a row (5) */
-	double avail_halflife;  /* probes after which an outcome weighs half (50) */
-	double spread;          /* near-equal band below the best score (0.15) */
-	bool hedge;             /* hedged reads (true) */
-	double hedge_factor;    /* hedge after p95 * factor + hedge_min_ms (2) */
-	uint32_t hedge_min_ms;  /* (5) */
+	double rtt_ref_ms;			       /* RTT that scores 0.5 (10) */
+	double load_ref;	   /* load (requests in flight) that scores 0.5 (8) */
+	double min_score;	   /* discard below (0.2) */
+	double min_avail;	   /* discard below (0.9) ... */
+	uint32_t min_samples;	   /* ... once this many probes were sent (10) */
+	double max_rtt_ms;	   /* discard above (1000) */
+	uint32_t max_silent;	   /* discard after this many lost probes in a row (5) */
+	double avail_halflife;	   /* probes after which an outcome weighs half (50) */
+	double spread;		   /* near-equal band below the best score (0.15) */
+	bool hedge;		   /* hedged reads (true) */
+	double hedge_factor;	   /* hedge after p95 * factor + hedge_min_ms (2) */
+	uint32_t hedge_min_ms;	   /* (5) */
 	uint32_t hedge_default_ms; /* bound without latency history (200) */
-	uint32_t hedge_threads; /* fetch attempts running at once, at most (64) */
+	uint32_t hedge_threads;	   /* fetch attempts running at once, at most (64) */
 };
 
 void alloc_probe_conf_defaults(struct alloc_probe_conf *c);

@@ -23,24 +23,24 @@
 struct place_cand {
 	uint32_t vendor_id;
 	char addr[ALLOC_ADDR_LEN];
-	uint64_t lease_id;   /* the lease that reserved this space */
-	uint64_t reserved;   /* bytes per copy granted by the FAT */
-	uint64_t charged;    /* bytes placed or in flight on it */
-	uint8_t *token;      /* serialized SignedToken, owned */
+	uint64_t lease_id; /* the lease that reserved this space */
+	uint64_t reserved; /* bytes per copy granted by the FAT */
+	uint64_t charged;  /* bytes placed or in flight on it */
+	uint8_t *token;	   /* serialized SignedToken, owned */
 	size_t token_len;
-	bool failed;         /* unusable for the rest of the session */
-	bool ranked;         /* score/zone set by place_rank (path probing) */
-	double score;        /* probe score, higher is better */
+	bool failed;  /* unusable for the rest of the session */
+	bool ranked;  /* score/zone set by place_rank (path probing) */
+	double score; /* probe score, higher is better */
 	char zone[64];
 };
 
 struct place {
 	struct place_cand *c;
 	size_t n, cap;
-	size_t next_head;    /* rotation of chain heads */
-	uint32_t *failed;    /* failed vendor ids, deduplicated */
+	size_t next_head; /* rotation of chain heads */
+	uint32_t *failed; /* failed vendor ids, deduplicated */
 	size_t n_failed, cap_failed;
-	double spread;       /* near-equal band of scores (ranked candidates) */
+	double spread; /* near-equal band of scores (ranked candidates) */
 };
 
 void place_init(struct place *p);
@@ -98,12 +98,12 @@ uint64_t vstats_estimate(struct vstats *v, uint32_t vendor_id, uint64_t now, boo
 #define SCORE_MAX_PREFER 16
 
 struct score_in {
-	bool alive;            /* at the FAT server */
-	double rtt_ms;         /* < 0: unknown */
-	int hops;              /* < 0: unknown */
-	double avail;          /* decayed share of answered probes */
-	uint32_t samples;      /* probes sent so far */
-	uint32_t silent;       /* probes lost in a row */
+	bool alive;			 /* at the FAT server */
+	double rtt_ms;			 /* < 0: unknown */
+	int hops;			 /* < 0: unknown */
+	double avail;			 /* decayed share of answered probes */
+	uint32_t samples;		 /* probes sent so far */
+	uint32_t silent;		 /* probes lost in a row */
 	uint32_t recent_ok, recent_sent; /* the last probes, for the reason text */
 	uint64_t free, capacity;
 	uint32_t load;
@@ -113,7 +113,7 @@ struct score_out {
 	double score;
 	double c_rtt, c_hops, c_avail, c_free, c_load; /* the terms, each in [0, 1] */
 	bool discard;
-	char reason[128];      /* why discarded ("" if not) */
+	char reason[128]; /* why discarded ("" if not) */
 };
 
 void score_compute(const struct alloc_probe_conf *c, const struct score_in *in,
@@ -124,7 +124,7 @@ struct score_rank {
 	double score;
 	bool discard;
 	char zone[64];
-	bool preferred;        /* out */
+	bool preferred; /* out */
 };
 /* Sorts r best first and marks the preferred set: the usable vendors whose
  * score is within `spread` of the best, at least copies + 1 and at most
@@ -149,8 +149,8 @@ double probe_spread(struct alloc_ctx *a);
  * expected latency times (1 + reads in flight) so that concurrent reads
  * spread over near-equal replicas.  *hedge says whether hedging applies.
  * Returns how many of out[] to try (1 when a replica is pinned). */
-unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n,
-			  uint32_t *out, bool *hedge);
+unsigned probe_read_order(struct alloc_ctx *a, const uint32_t *in, unsigned n, uint32_t *out,
+			  bool *hedge);
 /* Time after which a read on vendor_id gets a hedge, in µs. */
 uint64_t probe_hedge_bound_us(struct alloc_ctx *a, uint32_t vendor_id);
 void probe_read_begin(struct alloc_ctx *a, uint32_t vendor_id);
@@ -213,7 +213,7 @@ struct alloc_session;
 struct alloc_lease_ent {
 	uint64_t lease_id;
 	struct alloc_session *s; /* alive while the entry exists (see bg.c) */
-	uint64_t next_renew_ms; /* monotonic */
+	uint64_t next_renew_ms;	 /* monotonic */
 	uint32_t renew_every_ms;
 };
 
@@ -239,38 +239,38 @@ struct alloc_ctx {
 	unsigned pieces;
 
 	pthread_mutex_t fat_lock;
-	size_t fat_good;            /* fat_lock: index of the last address that answered */
+	size_t fat_good; /* fat_lock: index of the last address that answered */
 
 	pthread_mutex_t vol_lock;
-	struct alloc_volume vol;    /* vol_lock; set by alloc_volume_open */
-	bool have_vol;              /* vol_lock */
+	struct alloc_volume vol; /* vol_lock; set by alloc_volume_open */
+	bool have_vol;		 /* vol_lock */
 
 	pthread_mutex_t vaddr_lock;
-	struct vaddr_ent *vaddrs;   /* vaddr_lock */
-	size_t n_vaddrs;            /* vaddr_lock */
-	uint64_t vaddr_refresh_ms;  /* vaddr_lock: monotonic time of the last refresh */
+	struct vaddr_ent *vaddrs;	    /* vaddr_lock */
+	size_t n_vaddrs;		    /* vaddr_lock */
+	uint64_t vaddr_refresh_ms;	    /* vaddr_lock: monotonic time of the last refresh */
 	pthread_mutex_t vaddr_refresh_lock; /* serializes refreshes */
 
 	_Atomic uint64_t writer_token; /* fencing token sent with every commit */
 	struct vstats *vstats;
-	struct probe *probe;        /* set once by alloc_probe_start before other threads */
+	struct probe *probe; /* set once by alloc_probe_start before other threads */
 	struct receipts *receipts;
-	struct workq *workq;        /* created on first alloc_session_put */
+	struct workq *workq; /* created on first alloc_session_put */
 	pthread_mutex_t workq_lock;
 
 	/* background thread: lease renewal, receipts, bad-replica reports */
 	pthread_t bg;
 	bool bg_started;
 	pthread_mutex_t bg_lock;
-	pthread_cond_t bg_cond;     /* CLOCK_MONOTONIC */
-	bool bg_stop;               /* bg_lock */
-	bool bg_kick;               /* bg_lock: a receipt queue is full */
+	pthread_cond_t bg_cond;		/* CLOCK_MONOTONIC */
+	bool bg_stop;			/* bg_lock */
+	bool bg_kick;			/* bg_lock: a receipt queue is full */
 	struct alloc_lease_ent *leases; /* bg_lock: leases of open sessions */
-	size_t n_leases, cap_leases;    /* bg_lock */
-	struct bad_report *bad;     /* bg_lock: reports waiting to be sent */
-	size_t n_bad, cap_bad;      /* bg_lock */
+	size_t n_leases, cap_leases;	/* bg_lock */
+	struct bad_report *bad;		/* bg_lock: reports waiting to be sent */
+	size_t n_bad, cap_bad;		/* bg_lock */
 
-	struct vkey *vk;            /* set once by alloc_volume_unlock; NULL: clear */
+	struct vkey *vk; /* set once by alloc_volume_unlock; NULL: clear */
 };
 
 /* Copies the volume (0 or -ENOENT when none was opened). */

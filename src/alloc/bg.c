@@ -80,8 +80,8 @@ static void renew_due(struct alloc_ctx *a)
 		lr.volume = vol.name;
 		lr.lease_id = lease;
 		lr.lease_ms = a->lease_ms;
-		rc = alloc_fat_call(a, MSG_LEASE_RENEW, &lr.base, &pstore__alloc_reply__descriptor,
-				    &rep);
+		rc = alloc_fat_call(a, MSG_LEASE_RENEW, &lr.base,
+				    &pstore__alloc_reply__descriptor, &rep);
 		if (rc == 0) {
 			Pstore__AllocReply *ar = (Pstore__AllocReply *)rep.msg;
 			uint64_t wall = wall_ms();
@@ -97,13 +97,13 @@ static void renew_due(struct alloc_ctx *a)
 				if (a->leases[i].lease_id == lease) {
 					if (half)
 						a->leases[i].next_renew_ms =
-							now + MAX(half, (uint64_t)RENEW_MIN_MS);
+						    now + MAX(half, (uint64_t)RENEW_MIN_MS);
 					alloc_session_renewed(a->leases[i].s, ar);
 				}
 			pthread_mutex_unlock(&a->bg_lock);
 		} else {
-			log_warn("alloc: renewing lease %llu failed: %s", (unsigned long long)lease,
-				 strerror(-rc));
+			log_warn("alloc: renewing lease %llu failed: %s",
+				 (unsigned long long)lease, strerror(-rc));
 		}
 		xport_reply_clear(&rep);
 	}

@@ -23,8 +23,8 @@
 #define DEFAULT_UPLOAD_THREADS 8
 #define DEFAULT_PIECES 2
 #define META_PAGE 1000
-#define VADDR_MIN_REFRESH_MS 2000   /* an unknown id refreshes at most this often */
-#define VADDR_MAX_AGE_MS 30000      /* a known address is re-checked after this */
+#define VADDR_MIN_REFRESH_MS 2000 /* an unknown id refreshes at most this often */
+#define VADDR_MAX_AGE_MS 30000	  /* a known address is re-checked after this */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 
@@ -47,7 +47,8 @@ bool alloc_err_transient(int rc)
 
 static void sleep_ms(uint64_t ms)
 {
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
@@ -73,8 +74,8 @@ struct alloc_ctx *alloc_new(struct xport_pool *pool, const struct alloc_opts *op
 	a->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
 	a->lease_ms = opts->lease_ms ? opts->lease_ms : DEFAULT_LEASE_MS;
 	a->zstd_level = opts->zstd_level >= 0 ? opts->zstd_level : 1;
-	a->upload_threads = opts->upload_threads ? MIN(opts->upload_threads, 256u)
-						 : DEFAULT_UPLOAD_THREADS;
+	a->upload_threads =
+	    opts->upload_threads ? MIN(opts->upload_threads, 256u) : DEFAULT_UPLOAD_THREADS;
 	a->pieces = opts->pieces ? opts->pieces : DEFAULT_PIECES;
 	if (a->pieces > CHUNK_MAX_PIECES)
 		a->pieces = CHUNK_MAX_PIECES;
@@ -249,8 +250,8 @@ int alloc_read_token(struct alloc_ctx *a, bool force, uint8_t *tok, size_t *len)
 		struct alloc_volume fresh;
 
 		vg.name = v.name;
-		rc = alloc_fat_call(a, MSG_VOLUME_GET, &vg.base, &pstore__volume_info__descriptor,
-				    &rep);
+		rc = alloc_fat_call(a, MSG_VOLUME_GET, &vg.base,
+				    &pstore__volume_info__descriptor, &rep);
 		if (rc == 0)
 			rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &fresh);
 		xport_reply_clear(&rep);
@@ -322,7 +323,8 @@ int alloc_volume_open(struct alloc_ctx *a, const char *name, struct alloc_volume
 	if (!name || !name[0] || strlen(name) >= sizeof(v.name))
 		return -EINVAL;
 	vg.name = (char *)name;
-	rc = alloc_fat_call(a, MSG_VOLUME_GET, &vg.base, &pstore__volume_info__descriptor, &rep);
+	rc =
+	    alloc_fat_call(a, MSG_VOLUME_GET, &vg.base, &pstore__volume_info__descriptor, &rep);
 	if (rc < 0)
 		return rc;
 	rc = volume_from_msg((Pstore__VolumeInfo *)rep.msg, &v);
@@ -424,8 +426,8 @@ int alloc_meta_list_counted(struct alloc_ctx *a, alloc_meta_cb cb, void *arg,
 		lr.after.data = after;
 		lr.after.len = after_len;
 		lr.limit = META_PAGE;
-		rc = alloc_fat_call(a, MSG_META_LIST, &lr.base, &pstore__meta_list_reply__descriptor,
-				    &rep);
+		rc = alloc_fat_call(a, MSG_META_LIST, &lr.base,
+				    &pstore__meta_list_reply__descriptor, &rep);
 		if (rc < 0)
 			break;
 		ml = (Pstore__MetaListReply *)rep.msg;

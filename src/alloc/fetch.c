@@ -6,9 +6,9 @@
  * chunk_open_decode (digest of the stored payload, then, on an encrypted
  * volume, the AEAD tag under the chunk's key, then decompression).  Any
  * failure moves on to the next replica; a replica that is corrupt or
- * missing is reported to the FAT (from the background thread).  A verified fetch queues a validation receipt for the vendor that
- * served it.  With path probing (probe.c) the order is the live score and
- * reads are hedged: when the chosen replica has not answered within its
+ * missing is reported to the FAT (from the background thread).  A verified fetch queues a
+ * validation receipt for the vendor that served it.  With path probing (probe.c) the order is
+ * the live score and reads are hedged: when the chosen replica has not answered within its
  * bound (p95 of its recent fetch times x hedge_factor + hedge_min_ms), the
  * next replica is asked too and the first verified answer is taken.
  */
@@ -84,8 +84,8 @@ static int fetch_one(struct alloc_ctx *a, const struct alloc_volume *vol,
 	}
 	if (memcmp(h.chunk_id, ref->chunk_id, CHUNK_ID_LEN) != 0 ||
 	    memcmp(h.owner, vol->id, CHUNK_OWNER_LEN) != 0 ||
-	    (ref->stored_len && h.stored_len != ref->stored_len) ||
-	    h.raw_len != ref->raw_len || rep.data_len - CHUNK_HDR_LEN != h.stored_len) {
+	    (ref->stored_len && h.stored_len != ref->stored_len) || h.raw_len != ref->raw_len ||
+	    rep.data_len - CHUNK_HDR_LEN != h.stored_len) {
 		*bad = "header does not match";
 		goto out;
 	}
@@ -188,13 +188,13 @@ struct race {
 	struct alloc_volume vol;
 	struct alloc_chunk_ref ref;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;              /* CLOCK_MONOTONIC */
+	pthread_cond_t cond;		     /* CLOCK_MONOTONIC */
 	struct attempt att[CHUNK_MAX_CHAIN]; /* lock */
-	unsigned n_att;                   /* lock */
-	unsigned running;                 /* lock */
-	struct attempt *winner;           /* lock */
-	bool caller_gone;                 /* lock */
-	unsigned refs;                    /* lock: caller + running attempts */
+	unsigned n_att;			     /* lock */
+	unsigned running;		     /* lock */
+	struct attempt *winner;		     /* lock */
+	bool caller_gone;		     /* lock */
+	unsigned refs;			     /* lock: caller + running attempts */
 };
 
 static void race_unref(struct race *r)

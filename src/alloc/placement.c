@@ -21,7 +21,10 @@
 
 #include "alloc_int.h"
 
-void place_init(struct place *p) { memset(p, 0, sizeof(*p)); }
+void place_init(struct place *p)
+{
+	memset(p, 0, sizeof(*p));
+}
 
 void place_clear(struct place *p)
 {

@@ -25,7 +25,7 @@ struct rqueue {
 struct receipts {
 	pthread_mutex_t lock;
 	struct rqueue *q; /* lock */
-	size_t n, cap;    /* lock */
+	size_t n, cap;	  /* lock */
 };
 
 struct receipts *receipts_new(void)
@@ -235,8 +235,8 @@ int receipts_send(struct alloc_ctx *a, bool full_only, bool skip_failing)
 			continue;
 		/* bounded: what is queued now, plus what arrives meanwhile up to a limit */
 		for (int k = 0; k < RECEIPT_QUEUE_MAX / RECEIPT_BATCH; k++) {
-			size_t n = receipts_take(a->receipts, ids[v], full_only, batch,
-						 RECEIPT_BATCH);
+			size_t n =
+			    receipts_take(a->receipts, ids[v], full_only, batch, RECEIPT_BATCH);
 			int rc;
 
 			if (n == 0)

@@ -34,8 +34,8 @@
 
 #define PUT_TIMEOUT_MS 30000
 #define PUT_BUSY_BACKOFF_MS 50 /* first wait after a vendor answered EAGAIN */
-#define PUT_ATTEMPTS 12         /* chains tried per chunk */
-#define MAX_GRANTS 16           /* MSG_ALLOC per session */
+#define PUT_ATTEMPTS 12	       /* chains tried per chunk */
+#define MAX_GRANTS 16	       /* MSG_ALLOC per session */
 #define MAX_CANDIDATES 1024
 #define MAX_TOKEN 4096
 #define COMMIT_TRIES 3
@@ -52,15 +52,15 @@ struct alloc_session {
 	struct alloc_ctx *a;
 	struct alloc_volume vol;
 	pthread_mutex_t lock;
-	struct place place;        /* lock */
-	uint64_t *leases;          /* lock: leases[0] is the main lease */
-	size_t n_leases;           /* lock */
-	struct placed *placed;     /* lock */
+	struct place place;	     /* lock */
+	uint64_t *leases;	     /* lock: leases[0] is the main lease */
+	size_t n_leases;	     /* lock */
+	struct placed *placed;	     /* lock */
 	size_t n_placed, cap_placed; /* lock */
-	uint64_t gen;              /* lock: bumped when candidates are added */
-	uint64_t pending;          /* lock: raw bytes of chunks still uploading */
-	unsigned grants;           /* grant_lock */
-	pthread_mutex_t grant_lock; /* one MSG_ALLOC at a time */
+	uint64_t gen;		     /* lock: bumped when candidates are added */
+	uint64_t pending;	     /* lock: raw bytes of chunks still uploading */
+	unsigned grants;	     /* grant_lock */
+	pthread_mutex_t grant_lock;  /* one MSG_ALLOC at a time */
 };
 
 /* ---- allocation ---- */
@@ -251,7 +251,8 @@ static int release_lease(struct alloc_ctx *a, const struct alloc_session *s, uin
 	cr.request_id.len = sizeof(rid);
 	cr.writer_token = atomic_load(&a->writer_token);
 	for (int t = 0; t < COMMIT_TRIES; t++) {
-		rc = alloc_fat_call(a, MSG_COMMIT, &cr.base, &pstore__commit_reply__descriptor, &rep);
+		rc = alloc_fat_call(a, MSG_COMMIT, &cr.base, &pstore__commit_reply__descriptor,
+				    &rep);
 		xport_reply_clear(&rep);
 		if (rc == 0 || !alloc_err_transient(rc))
 			break;
@@ -351,8 +352,8 @@ static int pick_chain(struct alloc_session *s, uint64_t size, unsigned want,
 /* Sends the chunk along hops[0..n).  Fills stored[] with the hops that hold
  * a durable copy; marks the others failed and gives their charge back. */
 static int send_chain(struct alloc_session *s, const struct hop *hops, unsigned n,
-		      const struct chunk_hdr *base, const uint8_t *payload,
-		      uint32_t *stored, unsigned *n_stored)
+		      const struct chunk_hdr *base, const uint8_t *payload, uint32_t *stored,
+		      unsigned *n_stored)
 {
 	struct alloc_ctx *a = s->a;
 	Pstore__ChunkPut cp = PSTORE__CHUNK_PUT__INIT;
@@ -403,7 +404,8 @@ static int send_chain(struct alloc_session *s, const struct hop *hops, unsigned 
 		for (size_t k = 0; k < r->n_failed && k < 64; k++)
 			for (unsigned i = 1; i < n; i++)
 				if (r->failed[k] == hops[i].vendor_id)
-					vstats_reach(a->vstats, hops[i].vendor_id, false, now_ms());
+					vstats_reach(a->vstats, hops[i].vendor_id, false,
+						     now_ms());
 
 		for (size_t k = 0; k < r->n_stored_on && k < 64; k++)
 			for (unsigned i = 0; i < n; i++)
@@ -422,11 +424,11 @@ static int send_chain(struct alloc_session *s, const struct hop *hops, unsigned 
 		 * the chunk is tried again after a short backoff */
 		if (rc == 0 || (i == 0 && rc != -EAGAIN)) {
 			if (rc == 0)
-				log_warn("upload: chunk %s: vendor %u did not store it%s%s", hex,
-					 hops[i].vendor_id, rep.msg ? ": " : "",
+				log_warn("upload: chunk %s: vendor %u did not store it%s%s",
+					 hex, hops[i].vendor_id, rep.msg ? ": " : "",
 					 rep.msg && ((Pstore__ChunkPutReply *)rep.msg)->detail
-						 ? ((Pstore__ChunkPutReply *)rep.msg)->detail
-						 : "");
+					     ? ((Pstore__ChunkPutReply *)rep.msg)->detail
+					     : "");
 			place_fail(&s->place, hops[i].vendor_id);
 		}
 	}
@@ -529,7 +531,8 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 
 			chunk_id_hex(h.chunk_id, hex);
 			log_info("upload: chunk %s: lease %llu has no replacement vendor, "
-				 "uploading it anew", hex, (unsigned long long)chunk_lease);
+				 "uploading it anew",
+				 hex, (unsigned long long)chunk_lease);
 			/* a new id: sealed anew too (the id picks the chunk's key) */
 			free(stored);
 			stored = NULL;
@@ -584,8 +587,8 @@ static int upload_chunk(struct alloc_session *s, struct alloc_chunk *c)
 
 struct put_batch {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;   /* CLOCK_MONOTONIC */
-	size_t left;           /* lock */
+	pthread_cond_t cond; /* CLOCK_MONOTONIC */
+	size_t left;	     /* lock */
 };
 
 struct put_job {
@@ -677,8 +680,8 @@ int alloc_session_put(struct alloc_session *s, struct alloc_chunk *chunks, size_
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 60;
 		if (pthread_cond_timedwait(&b.cond, &b.lock, &ts) == ETIMEDOUT)
-			log_warn("upload: %zu of %zu chunks still uploading after %llu s", b.left,
-				 n, (unsigned long long)((now_ms() - t0) / 1000));
+			log_warn("upload: %zu of %zu chunks still uploading after %llu s",
+				 b.left, n, (unsigned long long)((now_ms() - t0) / 1000));
 	}
 	pthread_mutex_unlock(&b.lock);
 	for (size_t i = 0; i < n; i++)
@@ -748,7 +751,8 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 	}
 	rc = volkey_seal_ops(a, vol.id, meta, n_meta, &sealed);
 	if (rc < 0) {
-		log_err("alloc: sealing %zu metadata changes failed: %s", n_meta, strerror(-rc));
+		log_err("alloc: sealing %zu metadata changes failed: %s", n_meta,
+			strerror(-rc));
 		goto done;
 	}
 	meta = sealed;
@@ -783,7 +787,8 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 	cr.writer_token = atomic_load(&a->writer_token);
 	if (protobuf_c_message_get_packed_size(&cr.base) > XPORT_MAX_CTL) {
 		log_err("alloc: commit of %zu chunks, %zu freed, %zu metadata changes is too "
-			"large for one message", n_placed, n_freed, n_meta);
+			"large for one message",
+			n_placed, n_freed, n_meta);
 		rc = -EMSGSIZE;
 		goto done;
 	}
@@ -793,7 +798,8 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 				    &rep);
 		if (rc == 0 || !alloc_err_transient(rc))
 			break;
-		log_warn("alloc: commit not acknowledged (%s), sending it again", strerror(-rc));
+		log_warn("alloc: commit not acknowledged (%s), sending it again",
+			 strerror(-rc));
 	}
 	if (rc == 0) {
 		Pstore__CommitReply *r = (Pstore__CommitReply *)rep.msg;
@@ -804,8 +810,8 @@ int alloc_commit(struct alloc_ctx *a, struct alloc_session *s,
 			a->vol.revision = r->revision;
 		pthread_mutex_unlock(&a->vol_lock);
 		log_debug("alloc: committed %zu chunks, %zu freed, %zu metadata changes: "
-			  "revision %llu", n_placed, n_freed, n_meta,
-			  (unsigned long long)r->revision);
+			  "revision %llu",
+			  n_placed, n_freed, n_meta, (unsigned long long)r->revision);
 	} else {
 		log_err("alloc: commit of %zu chunks and %zu metadata changes failed: %s",
 			n_placed, n_meta, strerror(-rc));

@@ -23,18 +23,18 @@
 
 struct vent {
 	uint32_t id;
-	uint64_t ewma_us;      /* 0 = no sample yet */
-	unsigned fails;        /* consecutive failures */
+	uint64_t ewma_us;	/* 0 = no sample yet */
+	unsigned fails;		/* consecutive failures */
 	uint64_t penalty_until; /* monotonic ms */
-	uint64_t last_ms;      /* last update, for reuse */
-	uint64_t down_ms;      /* last connection-level failure (0: none) */
-	uint64_t up_ms;        /* last call that reached the vendor */
+	uint64_t last_ms;	/* last update, for reuse */
+	uint64_t down_ms;	/* last connection-level failure (0: none) */
+	uint64_t up_ms;		/* last call that reached the vendor */
 };
 
 struct vstats {
 	pthread_mutex_t lock;
 	struct vent *e; /* lock */
-	size_t n, cap;  /* lock */
+	size_t n, cap;	/* lock */
 };
 
 struct vstats *vstats_new(void)
@@ -180,9 +180,9 @@ uint64_t vstats_estimate(struct vstats *v, uint32_t vendor_id, uint64_t now, boo
 
 struct okey {
 	uint32_t id;
-	unsigned pos;        /* position in the input: ties keep it */
+	unsigned pos; /* position in the input: ties keep it */
 	bool penalized;
-	uint64_t until;      /* penalty end, when penalized */
+	uint64_t until; /* penalty end, when penalized */
 	uint64_t est;
 };
 
@@ -197,8 +197,7 @@ static bool before(const struct okey *a, const struct okey *b)
 	return a->pos < b->pos;
 }
 
-void vstats_order(struct vstats *v, const uint32_t *in, unsigned n, uint32_t *out,
-		  uint64_t now)
+void vstats_order(struct vstats *v, const uint32_t *in, unsigned n, uint32_t *out, uint64_t now)
 {
 	struct okey k[CHUNK_MAX_CHAIN];
 	uint64_t sum = 0, cnt = 0, neutral;

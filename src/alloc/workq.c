@@ -22,7 +22,7 @@ struct workq {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct job *head, *tail; /* lock */
-	bool stop;               /* lock */
+	bool stop;		 /* lock */
 	pthread_t *threads;
 	unsigned n_threads;
 };

@@ -102,7 +102,8 @@ struct cap_key *cap_key_load(const char *path, bool create)
 
 struct cap_key *cap_key_from_public(const uint8_t pub[32])
 {
-	return cap_key_wrap(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32), false);
+	return cap_key_wrap(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32),
+			    false);
 }
 
 int cap_key_public(const struct cap_key *k, uint8_t pub[32])
@@ -167,8 +168,7 @@ out:
 	return rc;
 }
 
-int cap_token_verify(const struct cap_key *k, const void *buf, size_t len,
-		     struct cap_token *t)
+int cap_token_verify(const struct cap_key *k, const void *buf, size_t len, struct cap_token *t)
 {
 	Pstore__SignedToken *st = NULL;
 	Pstore__CapToken *ct = NULL;

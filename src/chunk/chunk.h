@@ -21,16 +21,16 @@
 #define CHUNK_DIGEST_LEN 32
 #define CHUNK_MAX_CHAIN 8
 #define CHUNK_MAX_PIECES 64
-#define CHUNK_MAX_RAW (16u << 20)    /* largest chunk before compression */
+#define CHUNK_MAX_RAW (16u << 20) /* largest chunk before compression */
 /* largest stored payload: a 16 MiB chunk that did not compress, sealed
  * (CHUNK_SEAL_OVERHEAD, aead.h) fits */
 #define CHUNK_MAX_STORED ((16u << 20) + 4096u)
-#define CHUNK_HDR_MAGIC 0x48435350u   /* "PSCH" */
+#define CHUNK_HDR_MAGIC 0x48435350u /* "PSCH" */
 #define CHUNK_HDR_VERSION 1
 #define CHUNK_HDR_LEN 144
 
 enum chunk_flags {
-	CHUNK_F_ZSTD = 1u << 0,      /* payload is zstd-compressed */
+	CHUNK_F_ZSTD = 1u << 0,	     /* payload is zstd-compressed */
 	CHUNK_F_ENCRYPTED = 1u << 1, /* payload is AEAD-sealed (security issue) */
 };
 #define CHUNK_F_KNOWN (CHUNK_F_ZSTD | CHUNK_F_ENCRYPTED)
@@ -42,13 +42,13 @@ struct chunk_hdr {
 	uint8_t chunk_id[CHUNK_ID_LEN];
 	uint8_t owner[CHUNK_OWNER_LEN];
 	uint64_t lease_id;
-	uint32_t vendor_id;          /* the vendor the client sends it to (= chain[0]) */
-	uint8_t chain_len;           /* 1..CHUNK_MAX_CHAIN */
-	uint8_t pieces;              /* re-chunk into at least this many pieces, 1..64 */
-	uint16_t reserved;           /* zero */
-	uint32_t chain[CHUNK_MAX_CHAIN]; /* replica chain, vendor ids */
-	uint32_t raw_len;            /* bytes before compression */
-	uint32_t stored_len;         /* payload bytes following the header */
+	uint32_t vendor_id;		  /* the vendor the client sends it to (= chain[0]) */
+	uint8_t chain_len;		  /* 1..CHUNK_MAX_CHAIN */
+	uint8_t pieces;			  /* re-chunk into at least this many pieces, 1..64 */
+	uint16_t reserved;		  /* zero */
+	uint32_t chain[CHUNK_MAX_CHAIN];  /* replica chain, vendor ids */
+	uint32_t raw_len;		  /* bytes before compression */
+	uint32_t stored_len;		  /* payload bytes following the header */
 	uint8_t digest[CHUNK_DIGEST_LEN]; /* SHA-256 of the stored payload */
 };
 
@@ -79,8 +79,8 @@ void chunk_digest(const void *buf, size_t len, uint8_t out[CHUNK_DIGEST_LEN]);
  * least 1/16 of the size (a cheap sample test first skips incompressible
  * data), else a copy.  *out is malloc'd; sets *flags (CHUNK_F_ZSTD or 0) and
  * the digest of the stored payload. */
-int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
-		 size_t *out_len, uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN]);
+int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out, size_t *out_len,
+		 uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN]);
 /* The two halves of chunk_encode/chunk_decode without the digest (aead.c
  * seals between them).  chunk_compress: *out is malloc'd with `room` spare
  * bytes after *out_len; *flags is CHUNK_F_ZSTD or 0.  chunk_decompress:
@@ -93,8 +93,7 @@ int chunk_decompress(uint16_t flags, const void *stored, size_t stored_len, void
 /* Verifies the digest of stored (stored_len bytes) against h, then
  * decompresses into raw (h->raw_len bytes, caller-provided).
  * 0, -EBADMSG (digest mismatch or corrupt zstd), -EPROTO (flags). */
-int chunk_decode(const struct chunk_hdr *h, const void *stored, size_t stored_len,
-		 void *raw);
+int chunk_decode(const struct chunk_hdr *h, const void *stored, size_t stored_len, void *raw);
 
 /* ---- capability tokens (cap.c) ----
  * Tokens are pstore.SignedToken messages: a serialized pstore.CapToken and an
@@ -122,8 +121,7 @@ int cap_token_sign(const struct cap_key *k, const struct cap_token *t, uint8_t *
 /* Checks the signature and decodes; does NOT check expiry or fields (the
  * vendor compares them with what it is asked to do).  0, -EBADMSG (does not
  * decode, wrong sizes) or -EACCES (bad signature). */
-int cap_token_verify(const struct cap_key *k, const void *buf, size_t len,
-		     struct cap_token *t);
+int cap_token_verify(const struct cap_key *k, const void *buf, size_t len, struct cap_token *t);
 /* Raw Ed25519 signature of msg (private key needed) / its check: 0,
  * -EINVAL (no private key), -EACCES (bad signature), -EIO. */
 int cap_key_sign_raw(const struct cap_key *k, const void *msg, size_t len, uint8_t sig[64]);

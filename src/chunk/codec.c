@@ -72,8 +72,8 @@ int chunk_compress(const void *raw, size_t raw_len, int level, size_t room, uint
 	return 0;
 }
 
-int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out,
-		 size_t *out_len, uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN])
+int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out, size_t *out_len,
+		 uint16_t *flags, uint8_t digest[CHUNK_DIGEST_LEN])
 {
 	int rc = chunk_compress(raw, raw_len, level, 0, out, out_len, flags);
 
@@ -102,8 +102,7 @@ int chunk_decompress(uint16_t flags, const void *stored, size_t stored_len, void
 	return 0;
 }
 
-int chunk_decode(const struct chunk_hdr *h, const void *stored, size_t stored_len,
-		 void *raw)
+int chunk_decode(const struct chunk_hdr *h, const void *stored, size_t stored_len, void *raw)
 {
 	uint8_t d[CHUNK_DIGEST_LEN];
 

@@ -24,21 +24,21 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 #define CLI_MAX_FAT 16
 
 struct cli_conf {
-	char path[PATH_MAX];    /* the file it came from */
-	char fat[1024];         /* comma-separated host:port list */
+	char path[PATH_MAX]; /* the file it came from */
+	char fat[1024];	     /* comma-separated host:port list */
 	char volume[64];
 	char ca[PATH_MAX];
 	char cert[PATH_MAX];
 	char key[PATH_MAX];
-	char crl[PATH_MAX];     /* [tls] crl, optional */
-	char key_file[PATH_MAX];        /* [client] key_file: an encrypted volume's */
+	char crl[PATH_MAX];		/* [tls] crl, optional */
+	char key_file[PATH_MAX];	/* [client] key_file: an encrypted volume's */
 	char passphrase_file[PATH_MAX]; /* [client] passphrase_file */
 	uint32_t lease_ms;
 	int timeout_ms;
 };
 
 struct cli {
-	const char *conf_arg;   /* -c FILE, or NULL */
+	const char *conf_arg; /* -c FILE, or NULL */
 	struct cli_conf conf;
 	bool connected;
 	struct xport_tls *tls;

@@ -15,30 +15,32 @@
 
 static void locate_usage(FILE *f)
 {
-	fprintf(f, "usage: pstore locate FILE [--json] [--timeout MS]\n"
-		   "\n"
-		   "For each chunk of FILE (a file on a pstorefs mount): its index in the file,\n"
-		   "chunk id, stored size and the vendors holding a copy.  Chunks not yet\n"
-		   "uploaded show no vendors; `pstore sync FILE` uploads them first.\n");
+	fprintf(f,
+		"usage: pstore locate FILE [--json] [--timeout MS]\n"
+		"\n"
+		"For each chunk of FILE (a file on a pstorefs mount): its index in the file,\n"
+		"chunk id, stored size and the vendors holding a copy.  Chunks not yet\n"
+		"uploaded show no vendors; `pstore sync FILE` uploads them first.\n");
 }
 
 static void sync_usage(FILE *f)
 {
-	fprintf(f, "usage: pstore sync FILE|MOUNT [--timeout MS]\n"
-		   "\n"
-		   "Stores everything written to the mount so far on its full number of copies\n"
-		   "and commits it to the FAT server (like syncfs).  Default timeout 600000 ms.\n");
+	fprintf(
+	    f, "usage: pstore sync FILE|MOUNT [--timeout MS]\n"
+	       "\n"
+	       "Stores everything written to the mount so far on its full number of copies\n"
+	       "and commits it to the FAT server (like syncfs).  Default timeout 600000 ms.\n");
 }
 
 /* Shared option parsing: --json, --timeout, --help; one positional. */
-static int parse_args(int argc, char **argv, bool *json, int *timeout_ms,
-		      void (*usage)(FILE *), const char **path)
+static int parse_args(int argc, char **argv, bool *json, int *timeout_ms, void (*usage)(FILE *),
+		      const char **path)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int opt;
@@ -137,16 +139,23 @@ static void print_chunks(json_object *chunks)
 				int w = snprintf(vendors + vl, sizeof(vendors) - vl, "%s%lld",
 						 k ? "," : "",
 						 (long long)json_object_get_int64(
-							 json_object_array_get_idx(v, k)));
+						     json_object_array_get_idx(v, k)));
 				if (w > 0)
 					vl += (size_t)w;
 			}
 		}
 		printf("%6lld  %-32s %12lld %12lld  %s\n",
-		       json_object_object_get_ex(c, "index", &v) ? (long long)json_object_get_int64(v) : -1LL,
-		       json_object_object_get_ex(c, "chunk_id", &v) ? json_object_get_string(v) : "?",
-		       json_object_object_get_ex(c, "stored", &v) ? (long long)json_object_get_int64(v) : 0LL,
-		       json_object_object_get_ex(c, "raw", &v) ? (long long)json_object_get_int64(v) : 0LL,
+		       json_object_object_get_ex(c, "index", &v)
+			   ? (long long)json_object_get_int64(v)
+			   : -1LL,
+		       json_object_object_get_ex(c, "chunk_id", &v) ? json_object_get_string(v)
+								    : "?",
+		       json_object_object_get_ex(c, "stored", &v)
+			   ? (long long)json_object_get_int64(v)
+			   : 0LL,
+		       json_object_object_get_ex(c, "raw", &v)
+			   ? (long long)json_object_get_int64(v)
+			   : 0LL,
 		       vl ? vendors : "-");
 	}
 }
@@ -183,8 +192,8 @@ int cmd_locate(struct cli *c, int argc, char **argv)
 		printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
 		json_object_put(out);
 	} else {
-		printf("%s (inode %llu on %s): %zu chunks\n", path, (unsigned long long)ino, mnt,
-		       json_object_array_length(chunks));
+		printf("%s (inode %llu on %s): %zu chunks\n", path, (unsigned long long)ino,
+		       mnt, json_object_array_length(chunks));
 		print_chunks(chunks);
 	}
 	json_object_put(reply);

@@ -47,7 +47,8 @@ static json_object *vendor_json(const Pstore__VendorRecord *v)
 	json_object_object_add(o, "receipt_bytes",
 			       json_object_new_uint64(s ? s->receipt_bytes : 0));
 	json_object_object_add(o, "stored_chunks", json_object_new_uint64(s ? s->chunks : 0));
-	json_object_object_add(o, "bytes_stored", json_object_new_uint64(s ? s->bytes_stored : 0));
+	json_object_object_add(o, "bytes_stored",
+			       json_object_new_uint64(s ? s->bytes_stored : 0));
 	json_object_object_add(o, "pieces", json_object_new_uint64(s ? s->pieces : 0));
 	json_object_object_add(o, "load", json_object_new_int64(s ? s->load : 0));
 	for (size_t i = 0; i < v->n_devices; i++) {
@@ -69,8 +70,7 @@ static void vendor_row(const Pstore__VendorRecord *v)
 	char cap[32], fr[32], res[32], used[32], fc[32], fv[32];
 
 	printf("%4u %-21s %-5s %10s %10s %10s %10s %7llu %10s %10s %8llu %5llu\n", v->id,
-	       v->address,
-	       v->alive ? "yes" : "NO", cli_human(v->capacity, cap, sizeof(cap)),
+	       v->address, v->alive ? "yes" : "NO", cli_human(v->capacity, cap, sizeof(cap)),
 	       cli_human(v->free, fr, sizeof(fr)), cli_human(v->reserved, res, sizeof(res)),
 	       cli_human(v->used, used, sizeof(used)), (unsigned long long)v->chunks,
 	       cli_human(s ? s->bytes_from_clients : 0, fc, sizeof(fc)),
@@ -81,9 +81,9 @@ static void vendor_row(const Pstore__VendorRecord *v)
 int cmd_vendors(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	Pstore__Empty req = PSTORE__EMPTY__INIT;
 	Pstore__VendorListReply *vl;
@@ -133,9 +133,9 @@ int cmd_vendors(struct cli *c, int argc, char **argv)
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
 	} else {
-		printf("%4s %-21s %-5s %10s %10s %10s %10s %7s %10s %10s %8s %5s\n", "ID", "ADDRESS",
-		       "ALIVE", "CAPACITY", "FREE", "RESERVED", "USED", "CHUNKS", "FROM-CLNT",
-		       "FROM-VEND", "RECEIPTS", "BAD");
+		printf("%4s %-21s %-5s %10s %10s %10s %10s %7s %10s %10s %8s %5s\n", "ID",
+		       "ADDRESS", "ALIVE", "CAPACITY", "FREE", "RESERVED", "USED", "CHUNKS",
+		       "FROM-CLNT", "FROM-VEND", "RECEIPTS", "BAD");
 		for (size_t i = 0; i < vl->n_vendors; i++)
 			vendor_row(vl->vendors[i]);
 	}

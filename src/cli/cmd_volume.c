@@ -18,24 +18,26 @@
 
 static void volume_usage(FILE *f)
 {
-	fprintf(f, "usage: pstore [-c FILE] volume create NAME [--copies N] [--chunk-size SIZE]\n"
-		   "                [--key-file F | --passphrase-file F | --no-encryption]\n"
-		   "       pstore [-c FILE] volume list [--json]\n"
-		   "       pstore [-c FILE] volume passwd NAME [--key-file F | --passphrase-file F]\n"
-		   "                [--new-key-file F | --new-passphrase-file F]\n"
-		   "\n"
-		   "  create  makes a volume at the FAT server; --copies: vendors holding each\n"
-		   "          chunk (default 2), --chunk-size: e.g. 4M (default 4M, at most 16M).\n"
-		   "          The volume is encrypted with a new random key, protected by a key\n"
-		   "          file (any 8..4096 bytes, e.g. head -c 32 /dev/urandom > F) or a\n"
-		   "          passphrase (first line of --passphrase-file, else $PSTORE_PASSPHRASE,\n"
-		   "          else asked twice on the terminal); without options, the key_file or\n"
-		   "          passphrase_file of [client] in the config.  Only --no-encryption\n"
-		   "          makes a volume whose names and data the FAT and vendors can read.\n"
-		   "  list    shows every volume (name, id, copies, chunk size, revision)\n"
-		   "  passwd  protects the volume key with a new passphrase or key file (the old\n"
-		   "          one as for create; the new one from --new-*, $PSTORE_NEW_PASSPHRASE,\n"
-		   "          or the terminal); the data is not re-encrypted\n");
+	fprintf(
+	    f,
+	    "usage: pstore [-c FILE] volume create NAME [--copies N] [--chunk-size SIZE]\n"
+	    "                [--key-file F | --passphrase-file F | --no-encryption]\n"
+	    "       pstore [-c FILE] volume list [--json]\n"
+	    "       pstore [-c FILE] volume passwd NAME [--key-file F | --passphrase-file F]\n"
+	    "                [--new-key-file F | --new-passphrase-file F]\n"
+	    "\n"
+	    "  create  makes a volume at the FAT server; --copies: vendors holding each\n"
+	    "          chunk (default 2), --chunk-size: e.g. 4M (default 4M, at most 16M).\n"
+	    "          The volume is encrypted with a new random key, protected by a key\n"
+	    "          file (any 8..4096 bytes, e.g. head -c 32 /dev/urandom > F) or a\n"
+	    "          passphrase (first line of --passphrase-file, else $PSTORE_PASSPHRASE,\n"
+	    "          else asked twice on the terminal); without options, the key_file or\n"
+	    "          passphrase_file of [client] in the config.  Only --no-encryption\n"
+	    "          makes a volume whose names and data the FAT and vendors can read.\n"
+	    "  list    shows every volume (name, id, copies, chunk size, revision)\n"
+	    "  passwd  protects the volume key with a new passphrase or key file (the old\n"
+	    "          one as for create; the new one from --new-*, $PSTORE_NEW_PASSPHRASE,\n"
+	    "          or the terminal); the data is not re-encrypted\n");
 }
 
 /* Options first, then the config's [client] key_file / passphrase_file. */
@@ -78,13 +80,13 @@ static int make_key(struct cli *c, struct alloc_secret_src *src, const char *nam
 static int volume_create(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"copies", required_argument, NULL, 'n'},
-		{"chunk-size", required_argument, NULL, 's'},
-		{"key-file", required_argument, NULL, 'k'},
-		{"passphrase-file", required_argument, NULL, 'p'},
-		{"no-encryption", no_argument, NULL, 'N'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"copies", required_argument, NULL, 'n'},
+	    {"chunk-size", required_argument, NULL, 's'},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"passphrase-file", required_argument, NULL, 'p'},
+	    {"no-encryption", no_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct alloc_secret_src src = {.env = true, .prompt = true};
 	uint8_t blob[VKEY_BLOB_MAX];
@@ -101,7 +103,8 @@ static int volume_create(struct cli *c, int argc, char **argv)
 		case 'n':
 			if (parse_u64(optarg, &copies) < 0 || copies < 1 ||
 			    copies > CHUNK_MAX_CHAIN) {
-				fprintf(stderr, "pstore: --copies must be 1..%d\n", CHUNK_MAX_CHAIN);
+				fprintf(stderr, "pstore: --copies must be 1..%d\n",
+					CHUNK_MAX_CHAIN);
 				return CLI_USAGE;
 			}
 			break;
@@ -154,7 +157,8 @@ static int volume_create(struct cli *c, int argc, char **argv)
 			return rc;
 	}
 	rc = alloc_volume_create_keyed(c->alloc, argv[optind], (uint32_t)copies,
-				       (uint32_t)chunk_size, plain ? NULL : blob, blob_len, &vol);
+				       (uint32_t)chunk_size, plain ? NULL : blob, blob_len,
+				       &vol);
 	if (rc < 0) {
 		if (rc == -EEXIST)
 			fprintf(stderr, "pstore: volume %s already exists\n", argv[optind]);
@@ -173,9 +177,9 @@ static int volume_create(struct cli *c, int argc, char **argv)
 static int volume_list(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	Pstore__Empty req = PSTORE__EMPTY__INIT;
 	struct xport_reply rep;
@@ -204,8 +208,8 @@ static int volume_list(struct cli *c, int argc, char **argv)
 	if (cli_connect(c) < 0)
 		return CLI_FAIL;
 	memset(&rep, 0, sizeof(rep));
-	rc = alloc_fat_call(c->alloc, MSG_VOLUME_LIST, &req.base, &pstore__volume_list__descriptor,
-			    &rep);
+	rc = alloc_fat_call(c->alloc, MSG_VOLUME_LIST, &req.base,
+			    &pstore__volume_list__descriptor, &rep);
 	if (rc < 0) {
 		fprintf(stderr, "pstore: cannot list volumes: %s\n", strerror(-rc));
 		return CLI_FAIL;
@@ -228,10 +232,12 @@ static int volume_list(struct cli *c, int argc, char **argv)
 			json_object_object_add(o, "name", json_object_new_string(v->name));
 			json_object_object_add(o, "id", json_object_new_string(idhex));
 			json_object_object_add(o, "copies", json_object_new_int64(v->copies));
-			json_object_object_add(o, "chunk_size", json_object_new_int64(v->chunk_size));
+			json_object_object_add(o, "chunk_size",
+					       json_object_new_int64(v->chunk_size));
 			json_object_object_add(o, "created_ms",
 					       json_object_new_uint64(v->created_ms));
-			json_object_object_add(o, "revision", json_object_new_uint64(v->revision));
+			json_object_object_add(o, "revision",
+					       json_object_new_uint64(v->revision));
 			json_object_object_add(o, "encrypted",
 					       json_object_new_boolean(v->key_blob.len > 0));
 			json_object_array_add(arr, o);
@@ -240,7 +246,8 @@ static int volume_list(struct cli *c, int argc, char **argv)
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
 	} else {
-		printf("%-20s %-32s %6s %10s %10s\n", "NAME", "ID", "COPIES", "CHUNK", "REVISION");
+		printf("%-20s %-32s %6s %10s %10s\n", "NAME", "ID", "COPIES", "CHUNK",
+		       "REVISION");
 		for (size_t i = 0; i < vl->n_volumes; i++) {
 			const Pstore__VolumeInfo *v = vl->volumes[i];
 			char idhex[2 * CHUNK_OWNER_LEN + 1] = "-", hb[32];
@@ -261,12 +268,12 @@ out:
 static int volume_passwd(struct cli *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"key-file", required_argument, NULL, 'k'},
-		{"passphrase-file", required_argument, NULL, 'p'},
-		{"new-key-file", required_argument, NULL, 'K'},
-		{"new-passphrase-file", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"passphrase-file", required_argument, NULL, 'p'},
+	    {"new-key-file", required_argument, NULL, 'K'},
+	    {"new-passphrase-file", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct alloc_secret_src old_src = {.env = true, .prompt = true};
 	struct alloc_secret_src new_src = {.prompt = true};
@@ -313,8 +320,8 @@ static int volume_passwd(struct cli *c, int argc, char **argv)
 		return CLI_FAIL;
 	}
 	if (vol.key_blob_len == 0) {
-		fprintf(stderr, "pstore: volume %s is not encrypted: it has no key to protect\n",
-			name);
+		fprintf(stderr,
+			"pstore: volume %s is not encrypted: it has no key to protect\n", name);
 		return CLI_FAIL;
 	}
 	secret_defaults(c, &old_src);
@@ -336,8 +343,8 @@ static int volume_passwd(struct cli *c, int argc, char **argv)
 			snprintf(err, sizeof(err), "PSTORE_NEW_PASSPHRASE must be %d..%d bytes",
 				 VKEY_SECRET_MIN, VKEY_SECRET_MAX);
 	} else {
-		rc = alloc_secret_read(&new_src, what, true, new_secret, &new_len, &new_kind, err,
-				       sizeof(err));
+		rc = alloc_secret_read(&new_src, what, true, new_secret, &new_len, &new_kind,
+				       err, sizeof(err));
 	}
 	if (rc < 0) {
 		fprintf(stderr, "pstore: %s\n", err);
@@ -348,8 +355,8 @@ static int volume_passwd(struct cli *c, int argc, char **argv)
 	if (rc == -EACCES)
 		fprintf(stderr, "pstore: volume %s: wrong current %s; nothing changed\n", name,
 			vkey_blob_kind(vol.key_blob, vol.key_blob_len) == VKEY_KEYFILE
-				? "key file"
-				: "passphrase");
+			    ? "key file"
+			    : "passphrase");
 	else if (rc == -ESTALE)
 		fprintf(stderr, "pstore: volume %s: its key was changed meanwhile; try again\n",
 			name);

@@ -64,7 +64,8 @@ int ctl_find_mount(const char *path, char *mnt, size_t mnt_len, uint64_t *ino)
 		return -errno;
 	while (getline(&line, &cap, f) > 0) {
 		/* id parent major:minor root mountpoint opts... - fstype source superopts */
-		char *sep = strstr(line, " - "), *save = NULL, *tok, *mp = NULL, *fstype, *source;
+		char *sep = strstr(line, " - "), *save = NULL, *tok, *mp = NULL, *fstype,
+		     *source;
 		unsigned maj, min;
 		int field = 0;
 		bool dev_ok = false;

@@ -21,31 +21,35 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pstore [-c FILE] [-d] COMMAND [ARGS]\n"
-		"\n"
-		"commands:\n"
-		"  volume create NAME [--copies N] [--chunk-size SIZE]   create a volume\n"
-		"         [--key-file F | --passphrase-file F | --no-encryption]\n"
-		"  volume list [--json]                                  list volumes\n"
-		"  volume passwd NAME           protect a volume's key with a new passphrase\n"
-		"  vendors [--json]             every vendor the FAT server knows\n"
-		"  locate FILE [--json]         where each chunk of FILE (on a mount) lives\n"
-		"  sync FILE|MOUNT              store everything written so far (fsync of the mount)\n"
-		"  fsck MOUNT [--json]          check namespace and chunk maps against the FAT\n"
-		"  cache drop MOUNT             evict every clean chunk from the mount's cache\n"
-		"  fat status [--json]          every FAT server and etcd member, leader, revision\n"
-		"  probe [--json] MOUNT         candidate vendors as the mount's path probing sees them\n"
-		"  ca init|issue|revoke|list|crl   the deployment CA (see pstore ca --help)\n"
-		"\n"
-		"options:\n"
-		"  -c FILE   client config (default: $PSTORE_CONFIG, ./.pstore-dev/client.conf,\n"
-		"            /etc/pstore/client.conf)\n"
-		"  -d        debug logging\n"
-		"  -h        this help; `pstore COMMAND --help` for a command\n"
-		"  -V        version\n"
-		"\n"
-		"exit status: 0 ok, 1 failure, 2 usage error\n");
+	fprintf(
+	    f,
+	    "usage: pstore [-c FILE] [-d] COMMAND [ARGS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  volume create NAME [--copies N] [--chunk-size SIZE]   create a volume\n"
+	    "         [--key-file F | --passphrase-file F | --no-encryption]\n"
+	    "  volume list [--json]                                  list volumes\n"
+	    "  volume passwd NAME           protect a volume's key with a new passphrase\n"
+	    "  vendors [--json]             every vendor the FAT server knows\n"
+	    "  locate FILE [--json]         where each chunk of FILE (on a mount) lives\n"
+	    "  sync FILE|MOUNT              store everything written so far (fsync of the "
+	    "mount)\n"
+	    "  fsck MOUNT [--json]          check namespace and chunk maps against the FAT\n"
+	    "  cache drop MOUNT             evict every clean chunk from the mount's cache\n"
+	    "  fat status [--json]          every FAT server and etcd member, leader, "
+	    "revision\n"
+	    "  probe [--json] MOUNT         candidate vendors as the mount's path probing sees "
+	    "them\n"
+	    "  ca init|issue|revoke|list|crl   the deployment CA (see pstore ca --help)\n"
+	    "\n"
+	    "options:\n"
+	    "  -c FILE   client config (default: $PSTORE_CONFIG, ./.pstore-dev/client.conf,\n"
+	    "            /etc/pstore/client.conf)\n"
+	    "  -d        debug logging\n"
+	    "  -h        this help; `pstore COMMAND --help` for a command\n"
+	    "  -V        version\n"
+	    "\n"
+	    "exit status: 0 ok, 1 failure, 2 usage error\n");
 }
 
 const char *cli_human(uint64_t bytes, char *buf, size_t len)
@@ -87,7 +91,8 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		if (strcmp(name, "key_file") == 0)
 			return copy_str(cf->key_file, sizeof(cf->key_file), value);
 		if (strcmp(name, "passphrase_file") == 0)
-			return copy_str(cf->passphrase_file, sizeof(cf->passphrase_file), value);
+			return copy_str(cf->passphrase_file, sizeof(cf->passphrase_file),
+					value);
 		if (strcmp(name, "lease_ms") == 0) {
 			if (parse_u64(value, &v) < 0 || v == 0 || v > UINT32_MAX)
 				return 0;
@@ -133,8 +138,9 @@ static int conf_load(const char *arg, struct cli_conf *cf)
 	cf->lease_ms = 60000;
 	cf->timeout_ms = 5000;
 	if (!path) {
-		fprintf(stderr, "pstore: no config: give -c FILE or set PSTORE_CONFIG "
-				"(looked for ./.pstore-dev/client.conf and /etc/pstore/client.conf)\n");
+		fprintf(stderr,
+			"pstore: no config: give -c FILE or set PSTORE_CONFIG "
+			"(looked for ./.pstore-dev/client.conf and /etc/pstore/client.conf)\n");
 		return -ENOENT;
 	}
 	if (!copy_str(cf->path, sizeof(cf->path), path))
@@ -149,7 +155,8 @@ static int conf_load(const char *arg, struct cli_conf *cf)
 		return -EINVAL;
 	}
 	if (!cf->fat[0] || !cf->ca[0] || !cf->cert[0] || !cf->key[0]) {
-		fprintf(stderr, "pstore: %s: needs [client] fat and [tls] ca, cert, key\n", path);
+		fprintf(stderr, "pstore: %s: needs [client] fat and [tls] ca, cert, key\n",
+			path);
 		return -EINVAL;
 	}
 	return 0;
@@ -207,13 +214,15 @@ int cli_connect(struct cli *c)
 		return rc;
 	c->tls = xport_tls_new(c->conf.ca, c->conf.cert, c->conf.key, false);
 	if (!c->tls) {
-		fprintf(stderr, "pstore: cannot load TLS files of %s (ca %s, cert %s, key %s)\n",
+		fprintf(stderr,
+			"pstore: cannot load TLS files of %s (ca %s, cert %s, key %s)\n",
 			c->conf.path, c->conf.ca, c->conf.cert, c->conf.key);
 		rc = -EINVAL;
 		goto fail;
 	}
 	if (c->conf.crl[0] && xport_tls_set_crl(c->tls, c->conf.ca, c->conf.crl) < 0) {
-		fprintf(stderr, "pstore: cannot use the CRL %s of %s\n", c->conf.crl, c->conf.path);
+		fprintf(stderr, "pstore: cannot use the CRL %s of %s\n", c->conf.crl,
+			c->conf.path);
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -261,25 +270,19 @@ static const struct {
 	const char *name;
 	int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-	{"volume", cmd_volume},
-	{"vendors", cmd_vendors},
-	{"locate", cmd_locate},
-	{"sync", cmd_sync},
-	{"fsck", cmd_fsck},
-	{"cache", cmd_cache},
-	{"fat", cmd_fat},
-	{"probe", cmd_probe},
-	{"ca", cmd_ca},
+    {"volume", cmd_volume}, {"vendors", cmd_vendors}, {"locate", cmd_locate},
+    {"sync", cmd_sync},	    {"fsck", cmd_fsck},	      {"cache", cmd_cache},
+    {"fat", cmd_fat},	    {"probe", cmd_probe},     {"ca", cmd_ca},
 };
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"debug", no_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli c;
 	int opt, rc;

@@ -27,16 +27,16 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...)                                                          \
-	do {                                                                    \
-		if (log_get_level() >= LOG_DEBUG)                               \
-			log_msg(LOG_DEBUG, __VA_ARGS__);                        \
+#define log_debug(...)                                                                         \
+	do {                                                                                   \
+		if (log_get_level() >= LOG_DEBUG)                                              \
+			log_msg(LOG_DEBUG, __VA_ARGS__);                                       \
 	} while (0)
 
 /* util.c */
-uint64_t now_ms(void);      /* CLOCK_MONOTONIC in milliseconds */
-uint64_t now_us(void);      /* CLOCK_MONOTONIC in microseconds */
-uint64_t wall_ms(void);     /* CLOCK_REALTIME in milliseconds */
+uint64_t now_ms(void);	/* CLOCK_MONOTONIC in milliseconds */
+uint64_t now_us(void);	/* CLOCK_MONOTONIC in microseconds */
+uint64_t wall_ms(void); /* CLOCK_REALTIME in milliseconds */
 /* Cryptographically strong random bytes; aborts if the kernel cannot give them. */
 void random_fill(void *buf, size_t len);
 uint64_t random_u64(void);

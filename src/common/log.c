@@ -22,9 +22,15 @@ void log_init(const char *prog, int level)
 	log_level = level;
 }
 
-void log_set_level(int level) { log_level = level; }
+void log_set_level(int level)
+{
+	log_level = level;
+}
 
-int log_get_level(void) { return log_level; }
+int log_get_level(void)
+{
+	return log_level;
+}
 
 int log_level_parse(const char *s)
 {
@@ -50,7 +56,9 @@ void log_msg(int level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld %s[%d] %s: ", tm.tm_hour,
 		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_prog, (int)getpid(),
-		     level_names[level < 0 ? 0 : level > 3 ? 3 : level]);
+		     level_names[level < 0   ? 0
+				 : level > 3 ? 3
+					     : level]);
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -119,14 +119,16 @@ static int on_fatd(struct parse_state *ps, const char *name, const char *value)
 	}
 	if (strcmp(name, "etcd") == 0) {
 		if (strncmp(value, "https://", 8) != 0)
-			return bad(ps, s, name, "expected https://host:port[,https://host:port...]");
+			return bad(ps, s, name,
+				   "expected https://host:port[,https://host:port...]");
 		return set_str(ps, s, name, value, c->etcd, sizeof(c->etcd), &ps->seen_etcd);
 	}
 	if (strcmp(name, "etcd_prefix") == 0)
 		return set_str(ps, s, name, value, c->etcd_prefix, sizeof(c->etcd_prefix),
 			       &ps->seen_other);
 	if (strcmp(name, "etcd_ca") == 0)
-		return set_str(ps, s, name, value, c->etcd_ca, sizeof(c->etcd_ca), &ps->seen_other);
+		return set_str(ps, s, name, value, c->etcd_ca, sizeof(c->etcd_ca),
+			       &ps->seen_other);
 	if (strcmp(name, "etcd_cert") == 0)
 		return set_str(ps, s, name, value, c->etcd_cert, sizeof(c->etcd_cert),
 			       &ps->seen_other);

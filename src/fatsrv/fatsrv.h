@@ -74,7 +74,7 @@ struct fat_config {
 	char tls_cert[512];
 	char tls_key[512];
 	char tls_crl[512]; /* [tls] crl: revoked certificates (empty = none) */
-	char user[64];     /* [fatd] user: run as this user after binding */
+	char user[64];	   /* [fatd] user: run as this user after binding */
 	/* the FAT store (cluster.c): "lmdb" in data, or "etcd" */
 	char store[8];
 	char etcd[1024];       /* etcd client URLs, comma-separated (store = etcd) */
@@ -99,8 +99,8 @@ struct fat_ctx {
 	char err[FAT_ERRLEN];		       /* message of the last failed operation */
 	uint8_t gc_cursor[FAT_REQUEST_ID_LEN]; /* where gc.c's last pass stopped */
 	bool gc_have_cursor;
-	uint32_t id;		    /* this fatd's id (fat status) */
-	struct fat_leader *leader;  /* store = etcd: the leader election (leader.c) */
+	uint32_t id;		   /* this fatd's id (fat status) */
+	struct fat_leader *leader; /* store = etcd: the leader election (leader.c) */
 };
 
 /* ---- config.c ---- */
@@ -233,6 +233,7 @@ void fat_owner_filter_list(const struct xport_req *req, Pstore__VolumeList *list
 /* Puts a read capability for the peer (FAT_READ_TOKEN_MS) into a
  * VOLUME_GET/CREATE reply. */
 #define FAT_READ_TOKEN_MS (3600u * 1000u)
-int fat_owner_read_token(struct fat_ctx *fc, const struct xport_req *req, Pstore__VolumeInfo *vi);
+int fat_owner_read_token(struct fat_ctx *fc, const struct xport_req *req,
+			 Pstore__VolumeInfo *vi);
 
 #endif

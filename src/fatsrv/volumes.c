@@ -106,7 +106,8 @@ int fat_volume_create(struct fat_ctx *fc, const Pstore__VolumeInfo *req,
 		return fat_fail(fc, -EINVAL,
 				"chunk size must be a power of two from 64 KiB to 16 MiB");
 	if (req->key_blob.len > FAT_KEY_BLOB_MAX)
-		return fat_fail(fc, -EINVAL, "wrapped volume key over %u bytes", FAT_KEY_BLOB_MAX);
+		return fat_fail(fc, -EINVAL, "wrapped volume key over %u bytes",
+				FAT_KEY_BLOB_MAX);
 	vi = malloc(sizeof(*vi));
 	if (!vi)
 		return -ENOMEM;
@@ -163,7 +164,8 @@ static int key_fn(struct fat_txn *t, void *arg)
 	if (op->vi->key_blob.len != req->old_blob.len ||
 	    memcmp(op->vi->key_blob.data, req->old_blob.data, req->old_blob.len) != 0)
 		return fat_fail(op->fc, -ESTALE,
-				"the key of volume %s changed meanwhile; try again", req->volume);
+				"the key of volume %s changed meanwhile; try again",
+				req->volume);
 	if (fat_bytes_set(&op->vi->key_blob, req->key_blob.data, req->key_blob.len) < 0)
 		return -ENOMEM;
 	fat_key_volume(&k, req->volume);

@@ -281,11 +281,16 @@ bool node_has_writer(uint64_t ino)
 	return w;
 }
 
-
 /* ---- slabs: the data of small files ---- */
 
-static uint64_t slab_index(uint64_t ino) { return ino >> CACHE_SLAB_SHIFT; }
-static uint64_t slab_base(uint64_t ino) { return (ino & CACHE_SLAB_MASK) * CACHE_SLOT; }
+static uint64_t slab_index(uint64_t ino)
+{
+	return ino >> CACHE_SLAB_SHIFT;
+}
+static uint64_t slab_base(uint64_t ino)
+{
+	return (ino & CACHE_SLAB_MASK) * CACHE_SLOT;
+}
 
 static void slab_path(const struct fs_cache *c, uint64_t idx, char *buf, size_t len)
 {
@@ -327,7 +332,8 @@ static int slab_clear_cb(uint64_t ino, uint64_t idx, const struct fs_chunk *c, v
  * for inodes with a cache file of their own. */
 static int slab_forget(struct fs_cache *c, uint64_t idx)
 {
-	struct slab_clear sc = {.lo = idx << CACHE_SLAB_SHIFT, .hi = (idx + 1) << CACHE_SLAB_SHIFT};
+	struct slab_clear sc = {.lo = idx << CACHE_SLAB_SHIFT,
+				.hi = (idx + 1) << CACHE_SLAB_SHIFT};
 	struct fs_txn t;
 	uint64_t own_ino = 0;
 	bool own = false;
@@ -462,7 +468,10 @@ static int node_open_data(struct fs_node *n, bool create)
 	return fd;
 }
 
-int node_locate(struct fs_node *n) { return node_open_data(n, false); }
+int node_locate(struct fs_node *n)
+{
+	return node_open_data(n, false);
+}
 
 /* n locked, with no data of its own yet: a new, empty cache file of its own
  * (its "present" flags cannot be honoured: the file is bigger than a slot,
@@ -551,7 +560,8 @@ static int node_leave_slab(struct fs_node *n)
 	fd = -1;
 out:
 	if (rc < 0) {
-		log_err("cache: moving inode %" PRIu64 " to %s: %s", n->ino, path, strerror(-rc));
+		log_err("cache: moving inode %" PRIu64 " to %s: %s", n->ino, path,
+			strerror(-rc));
 		unlink(tmp);
 	}
 	if (fd >= 0)
@@ -574,8 +584,8 @@ int node_fd(struct fs_node *n, uint64_t size)
 		}
 		if (fd < 0)
 			return fd;
-		if (!n->slab && (fstat(fd, &st) < 0 ||
-				 ((uint64_t)st.st_size != size && ftruncate(fd, (off_t)size) < 0))) {
+		if (!n->slab && (fstat(fd, &st) < 0 || ((uint64_t)st.st_size != size &&
+							ftruncate(fd, (off_t)size) < 0))) {
 			int err = errno;
 
 			log_err("cache: sizing the cache file of inode %" PRIu64 ": %s", n->ino,
@@ -603,7 +613,8 @@ int node_pread(struct fs_node *n, void *buf, size_t len, uint64_t off)
 		return -EBADF;
 	if (n->slab) {
 		/* nothing lies beyond a slot */
-		size_t in = off >= CACHE_SLOT ? 0 : (size_t)MIN((uint64_t)len, CACHE_SLOT - off);
+		size_t in =
+		    off >= CACHE_SLOT ? 0 : (size_t)MIN((uint64_t)len, CACHE_SLOT - off);
 
 		memset((uint8_t *)buf + in, 0, len - in);
 		return in ? pread_full(n->fd, buf, in, n->base + off) : 0;

@@ -58,7 +58,8 @@ static json_object *do_locate(json_object *req)
 	uint64_t ino, nchunks;
 	int rc;
 
-	if (!json_object_object_get_ex(req, "ino", &jino) || !json_object_is_type(jino, json_type_int))
+	if (!json_object_object_get_ex(req, "ino", &jino) ||
+	    !json_object_is_type(jino, json_type_int))
 		return reply_error("locate needs \"ino\" (an inode number)");
 	ino = (uint64_t)json_object_get_uint64(jino);
 	in = malloc(sizeof(*in));
@@ -80,7 +81,8 @@ static json_object *do_locate(json_object *req)
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	json_object_object_add(r, "size", json_object_new_uint64(in->size));
 	json_object_object_add(r, "chunk_size", json_object_new_int64(fs.chunk_size));
-	nchunks = (in->mode & S_IFMT) == S_IFREG ? (in->size + fs.chunk_size - 1) / fs.chunk_size : 0;
+	nchunks =
+	    (in->mode & S_IFMT) == S_IFREG ? (in->size + fs.chunk_size - 1) / fs.chunk_size : 0;
 	for (uint64_t i = 0; i < nchunks; i++) {
 		struct fs_chunk c;
 		struct fs_mark mk;
@@ -102,13 +104,17 @@ static json_object *do_locate(json_object *req)
 
 			chunk_id_hex(c.ref.chunk_id, hex);
 			json_object_object_add(jc, "chunk_id", json_object_new_string(hex));
-			json_object_object_add(jc, "stored", json_object_new_uint64(c.ref.stored_len));
-			json_object_object_add(jc, "raw", json_object_new_uint64(c.ref.raw_len));
+			json_object_object_add(jc, "stored",
+					       json_object_new_uint64(c.ref.stored_len));
+			json_object_object_add(jc, "raw",
+					       json_object_new_uint64(c.ref.raw_len));
 			for (unsigned v = 0; v < c.ref.n_vendors && v < CHUNK_MAX_CHAIN; v++)
-				json_object_array_add(jv, json_object_new_int64(c.ref.vendors[v]));
+				json_object_array_add(jv,
+						      json_object_new_int64(c.ref.vendors[v]));
 			json_object_object_add(jc, "vendors", jv);
-			json_object_object_add(jc, "present",
-					       json_object_new_boolean(!!(c.flags & FS_CHUNK_PRESENT)));
+			json_object_object_add(
+			    jc, "present",
+			    json_object_new_boolean(!!(c.flags & FS_CHUNK_PRESENT)));
 		}
 		json_object_array_add(chunks, jc);
 	}
@@ -155,12 +161,14 @@ static json_object *do_status(void)
 	json_object_object_add(r, "rounds", json_object_new_uint64(st.rounds));
 	json_object_object_add(r, "commits", json_object_new_uint64(st.commits));
 	json_object_object_add(r, "failures", json_object_new_uint64(st.failures));
-	json_object_object_add(r, "chunks_uploaded", json_object_new_uint64(st.chunks_uploaded));
+	json_object_object_add(r, "chunks_uploaded",
+			       json_object_new_uint64(st.chunks_uploaded));
 	json_object_object_add(r, "bytes_uploaded", json_object_new_uint64(st.bytes_uploaded));
 	json_object_object_add(r, "cached_bytes", json_object_new_uint64(evict_cached_bytes()));
 	json_object_object_add(r, "readonly", json_object_new_boolean(fs.cfg.readonly));
-	json_object_object_add(r, "last_error",
-			       json_object_new_string(st.last_error ? strerror(-st.last_error) : ""));
+	json_object_object_add(
+	    r, "last_error",
+	    json_object_new_string(st.last_error ? strerror(-st.last_error) : ""));
 	return r;
 }
 
@@ -211,7 +219,8 @@ static json_object *handle(const char *line)
 			json_object_put(req);
 		return reply_error("request is not a JSON object");
 	}
-	if (!json_object_object_get_ex(req, "op", &jop) || !json_object_is_type(jop, json_type_string)) {
+	if (!json_object_object_get_ex(req, "op", &jop) ||
+	    !json_object_is_type(jop, json_type_string)) {
 		json_object_put(req);
 		return reply_error("request needs \"op\"");
 	}

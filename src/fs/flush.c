@@ -44,10 +44,10 @@ static bool flush_running;
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t flush_cond;      /* wakes the flusher */
 static pthread_cond_t flush_done_cond; /* a round ended */
-static bool flush_stopping;            /* flush_lock */
-static bool flush_kicked;              /* flush_lock */
+static bool flush_stopping;	       /* flush_lock */
+static bool flush_kicked;	       /* flush_lock */
 static unsigned barrier_waiters;       /* flush_lock */
-static uint64_t rounds_done;           /* flush_lock */
+static uint64_t rounds_done;	       /* flush_lock */
 static uint64_t last_failed_round;     /* flush_lock */
 static struct flush_status status;     /* flush_lock */
 
@@ -55,10 +55,10 @@ static struct flush_status status;     /* flush_lock */
 struct up {
 	uint64_t ino, idx;
 	uint64_t len;
-	uint64_t last_seq;     /* of its data mark at pick time */
+	uint64_t last_seq; /* of its data mark at pick time */
 	bool had_ref;
 	struct alloc_chunk_ref old;
-	bool lost;             /* its cache data is gone */
+	bool lost; /* its cache data is gone */
 	uint8_t *data;
 };
 
@@ -74,7 +74,7 @@ struct mop {
 
 struct round {
 	bool urgent;
-	bool pressure; /* writers wait for dirty data to go down */
+	bool pressure;		  /* writers wait for dirty data to go down */
 	struct journal_ent *ents; /* n_ups, filled after the uploads */
 	bool ents_ready;
 	struct up *ups;
@@ -101,8 +101,8 @@ struct round {
  * round, plus what was written since (an overestimate for rewrites, which
  * the next recount corrects). */
 static _Atomic uint64_t dirty_bytes;
-static pthread_cond_t dirty_cond;       /* flush_lock; dirty_bytes went down */
-static unsigned dirty_waiters;          /* flush_lock */
+static pthread_cond_t dirty_cond; /* flush_lock; dirty_bytes went down */
+static unsigned dirty_waiters;	  /* flush_lock */
 
 /* Which chunk each file open for writing was last written at: a sequential
  * writer's chunks below it are complete.  A small direct-mapped table; a
@@ -246,7 +246,8 @@ static int pick_data_cb(const uint8_t *key, size_t klen, const struct fs_mark *m
 		if (r->pressure && known && idx == cur)
 			return 0; /* the chunk being filled, even under pressure */
 	}
-	if (r->n_ups >= MAX_UPLOAD_CHUNKS || (r->n_ups && r->up_bytes + len > fs.cfg.batch_bytes)) {
+	if (r->n_ups >= MAX_UPLOAD_CHUNKS ||
+	    (r->n_ups && r->up_bytes + len > fs.cfg.batch_bytes)) {
 		r->more = true;
 		return 1;
 	}
@@ -641,14 +642,17 @@ static int round_upload_commit(struct round *r, struct alloc_chunk **acp)
 		alloc_session_abort(s);
 		goto out;
 	}
-	rc = alloc_commit(fs.alloc, s, (const uint8_t(*)[CHUNK_ID_LEN])freed, n_freed, ops, n_ops);
+	rc = alloc_commit(fs.alloc, s, (const uint8_t(*)[CHUNK_ID_LEN])freed, n_freed, ops,
+			  n_ops);
 	s = NULL;
 	if (rc < 0) {
-		log_warn("flush: commit of %zu chunks, %zu metadata changes, %zu frees failed: %s",
-			 n_ac, n_ops, n_freed, strerror(-rc));
+		log_warn(
+		    "flush: commit of %zu chunks, %zu metadata changes, %zu frees failed: %s",
+		    n_ac, n_ops, n_freed, strerror(-rc));
 		goto out;
 	}
-	log_debug("flush: committed %zu chunks (%" PRIu64 " bytes), %zu metadata changes, %zu frees",
+	log_debug("flush: committed %zu chunks (%" PRIu64
+		  " bytes), %zu metadata changes, %zu frees",
 		  n_ac, bytes, n_ops, n_freed);
 	pthread_mutex_lock(&flush_lock);
 	status.commits++;

@@ -49,25 +49,25 @@ struct fs_config {
 	char *state_dir;
 	char *cache_dir;
 	char *log_file;
-	char *fat;               /* comma-separated */
+	char *fat; /* comma-separated */
 	char *tls_ca, *tls_cert, *tls_key;
-	char *tls_crl;           /* [tls] crl: revoked certificates (NULL = none) */
-	char *passphrase_file;   /* the volume key's secret (docs/encryption.md) */
+	char *tls_crl;	       /* [tls] crl: revoked certificates (NULL = none) */
+	char *passphrase_file; /* the volume key's secret (docs/encryption.md) */
 	char *key_file;
 	uint32_t lease_ms;
 	int zstd_level;
 	unsigned upload_threads;
 	unsigned pieces;
 	int log_level;
-	uint64_t batch_bytes;    /* upload bytes per commit */
-	unsigned batch_inodes;   /* inodes with data per commit */
+	uint64_t batch_bytes;	  /* upload bytes per commit */
+	unsigned batch_inodes;	  /* inodes with data per commit */
 	unsigned sync_timeout_ms; /* longest fsync/sync wait */
-	bool writeback;          /* ask for the kernel's writeback cache */
-	uint64_t cache_max;      /* bytes of chunk data the cache keeps (evict.c) */
-	uint64_t dirty_max;      /* bytes not yet uploaded before writers wait */
+	bool writeback;		  /* ask for the kernel's writeback cache */
+	uint64_t cache_max;	  /* bytes of chunk data the cache keeps (evict.c) */
+	uint64_t dirty_max;	  /* bytes not yet uploaded before writers wait */
 	uint32_t writer_lease_ms; /* the volume writer lease (lease.c) */
-	unsigned refresh_ms;     /* read-only mounts: FAT mirror poll (refresh.c) */
-	bool readonly;           /* -o ro: a read-only view of the committed FAT */
+	unsigned refresh_ms;	  /* read-only mounts: FAT mirror poll (refresh.c) */
+	bool readonly;		  /* -o ro: a read-only view of the committed FAT */
 };
 
 /* ---- records (mirror.c encodes them; meta.c stores them) ---- */
@@ -97,7 +97,7 @@ struct fs_dirent_val {
 
 /* A chunk of a file as the local store knows it. */
 enum {
-	FS_CHUNK_REF = 1u << 0,     /* ref is a committed chunk */
+	FS_CHUNK_REF = 1u << 0,	    /* ref is a committed chunk */
 	FS_CHUNK_PRESENT = 1u << 1, /* the cache file holds this chunk's data */
 };
 struct fs_chunk {
@@ -108,8 +108,8 @@ struct fs_chunk {
 /* ---- mirror.c: keys and values of the FAT's metadata mirror ---- */
 
 enum { FS_KEY_INODE = 'i', FS_KEY_DIRENT = 'd', FS_KEY_CHUNK = 'c', FS_KEY_XATTR = 'x' };
-#define FS_XATTR_NAME_MAX 255       /* XATTR_NAME_MAX */
-#define FS_XATTR_SIZE_MAX 65536     /* XATTR_SIZE_MAX */
+#define FS_XATTR_NAME_MAX 255	/* XATTR_NAME_MAX */
+#define FS_XATTR_SIZE_MAX 65536 /* XATTR_SIZE_MAX */
 
 size_t mirror_key_inode(uint8_t *key, uint64_t ino);
 size_t mirror_key_dirent(uint8_t *key, uint64_t parent, const char *name, size_t nlen);
@@ -196,8 +196,7 @@ int meta_xattr_del(struct fs_txn *t, uint64_t ino, const char *name);
 typedef int (*meta_xattr_cb)(const char *name, size_t nlen, size_t vlen, void *arg);
 int meta_xattr_list(struct fs_txn *t, uint64_t ino, meta_xattr_cb cb, void *arg);
 /* The stored (mirror-encoded) value of a namespace key, malloc'd. */
-int meta_ns_raw(struct fs_txn *t, const uint8_t *key, size_t klen, uint8_t **val,
-		size_t *vlen);
+int meta_ns_raw(struct fs_txn *t, const uint8_t *key, size_t klen, uint8_t **val, size_t *vlen);
 
 /* Chunk records (local flags + committed ref). */
 int meta_chunk_get(struct fs_txn *t, uint64_t ino, uint64_t idx, struct fs_chunk *c);
@@ -262,13 +261,13 @@ int meta_get_var(struct fs_txn *t, const char *name, void **buf, size_t *len);
 struct fs_node {
 	uint64_t ino;
 	pthread_mutex_t lock;
-	int fd;              /* cache file or slab, -1 until needed; lock */
-	bool slab;           /* fd is a shared slab (never closed here); lock */
-	uint64_t base;       /* where byte 0 of the file is in fd; lock */
-	unsigned refs;       /* node table lock */
-	unsigned opens;      /* node table lock */
-	unsigned writers;    /* node table lock */
-	bool written;        /* written since open; lock */
+	int fd;		      /* cache file or slab, -1 until needed; lock */
+	bool slab;	      /* fd is a shared slab (never closed here); lock */
+	uint64_t base;	      /* where byte 0 of the file is in fd; lock */
+	unsigned refs;	      /* node table lock */
+	unsigned opens;	      /* node table lock */
+	unsigned writers;     /* node table lock */
+	bool written;	      /* written since open; lock */
 	struct fs_node *next; /* node table lock */
 };
 

@@ -28,8 +28,8 @@
 #include "fs.h"
 #include "ops.h"
 
-static _Atomic uint64_t init_unique;   /* unique of the INIT request, 0 if none yet */
-static _Atomic uint32_t init_offered;  /* the kernel's INIT flags */
+static _Atomic uint64_t init_unique;  /* unique of the INIT request, 0 if none yet */
+static _Atomic uint32_t init_offered; /* the kernel's INIT flags */
 static atomic_bool init_done;
 static atomic_bool killpriv_v2;
 
@@ -38,8 +38,8 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	ssize_t n = read(fd, buf, len);
 
 	(void)userdata;
-	if (n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
-			   sizeof(uint32_t)) &&
+	if (n >= (ssize_t)(sizeof(struct fuse_in_header) +
+			   offsetof(struct fuse_init_in, flags) + sizeof(uint32_t)) &&
 	    !atomic_load(&init_done)) {
 		const struct fuse_in_header *h = buf;
 
@@ -74,7 +74,8 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 				out.flags |= FUSE_HANDLE_KILLPRIV_V2;
 				out.flags &= ~(uint32_t)FUSE_HANDLE_KILLPRIV;
 				atomic_store(&killpriv_v2, true);
-				log_info("kernel: FUSE_HANDLE_KILLPRIV_V2 on (no GETXATTR per write)");
+				log_info("kernel: FUSE_HANDLE_KILLPRIV_V2 on (no GETXATTR per "
+					 "write)");
 			}
 			v[0] = iov[0];
 			v[1].iov_base = &out;
@@ -95,4 +96,7 @@ int fuseio_attach(struct fuse_session *se)
 	return 0;
 }
 
-bool fuseio_killpriv_v2(void) { return atomic_load(&killpriv_v2); }
+bool fuseio_killpriv_v2(void)
+{
+	return atomic_load(&killpriv_v2);
+}

@@ -49,15 +49,26 @@ struct cmd_opts {
 	int n_nonopt;
 };
 
-#define OPT(t, p) {t, offsetof(struct cmd_opts, p), 1}
+#define OPT(t, p)                                                                              \
+	{                                                                                      \
+		t, offsetof(struct cmd_opts, p), 1                                             \
+	}
 static const struct fuse_opt cmd_table[] = {
-	OPT("config=%s", config), OPT("volume=%s", volume), OPT("state=%s", state),
-	OPT("cache=%s", cache),   OPT("log=%s", log),       OPT("no_writeback", no_writeback),
-	OPT("no_allow_other", no_allow_other), OPT("no_default_permissions", no_default_permissions),
-	OPT("cache_max=%s", cache_max), OPT("dirty_max=%s", dirty_max),
-	OPT("writer_lease_ms=%s", writer_lease_ms), OPT("ro", ro),
-	OPT("passphrase_file=%s", passphrase_file), OPT("key_file=%s", key_file),
-	FUSE_OPT_END,
+    OPT("config=%s", config),
+    OPT("volume=%s", volume),
+    OPT("state=%s", state),
+    OPT("cache=%s", cache),
+    OPT("log=%s", log),
+    OPT("no_writeback", no_writeback),
+    OPT("no_allow_other", no_allow_other),
+    OPT("no_default_permissions", no_default_permissions),
+    OPT("cache_max=%s", cache_max),
+    OPT("dirty_max=%s", dirty_max),
+    OPT("writer_lease_ms=%s", writer_lease_ms),
+    OPT("ro", ro),
+    OPT("passphrase_file=%s", passphrase_file),
+    OPT("key_file=%s", key_file),
+    FUSE_OPT_END,
 };
 
 /* Keeps the non-option arguments: `pstorefs MOUNTPOINT`, or the form
@@ -83,33 +94,34 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [-f] [-d] [-o opt,...] MOUNTPOINT\n"
-	       "       %s [-o opt,...] VOLUME MOUNTPOINT   (as mount -t fuse.pstorefs runs it)\n"
-	       "Mounts a pstore volume.\n\n"
-	       "pstorefs options:\n"
-	       "    -o config=FILE     client config (default " DEFAULT_CONFIG ")\n"
-	       "    -o volume=NAME     volume to mount (default: [client] volume)\n"
-	       "    -o state=DIR       local state: namespace, chunk maps, journal\n"
-	       "    -o cache=DIR       local chunk cache\n"
-	       "    -o log=FILE        log file when running in the background\n"
-	       "                       (default: STATE/pstorefs.log)\n"
-	       "    -o no_writeback    do not use the kernel's writeback cache\n"
-	       "    -o no_allow_other  as root: only root may use the mount (default:\n"
-	       "                       allow_other, every user may)\n"
-	       "    -o no_default_permissions\n"
-	       "                       no permission checks at all (default: the kernel\n"
-	       "                       checks modes, like a local filesystem)\n"
-	       "    -o ro              read-only view of what the writer committed\n"
-	       "    -o cache_max=SIZE  chunk data the local cache keeps (default 2G)\n"
-	       "    -o dirty_max=SIZE  data not yet uploaded before writers wait (default 256M)\n"
-	       "    -o writer_lease_ms=MS  the volume writer lease (default 30000)\n"
-	       "    -o passphrase_file=FILE  an encrypted volume's passphrase (first line);\n"
-	       "                       else $PSTORE_PASSPHRASE, else asked on the terminal\n"
-	       "    -o key_file=FILE   an encrypted volume's key file\n"
-	       "    -V, --version      print the version\n\n"
-	       "fstab: VOLUME MOUNTPOINT fuse.pstorefs config=FILE,_netdev 0 0\n"
-	       "See pstorefs(8).\n\n",
-	       prog, prog);
+	printf(
+	    "usage: %s [-f] [-d] [-o opt,...] MOUNTPOINT\n"
+	    "       %s [-o opt,...] VOLUME MOUNTPOINT   (as mount -t fuse.pstorefs runs it)\n"
+	    "Mounts a pstore volume.\n\n"
+	    "pstorefs options:\n"
+	    "    -o config=FILE     client config (default " DEFAULT_CONFIG ")\n"
+	    "    -o volume=NAME     volume to mount (default: [client] volume)\n"
+	    "    -o state=DIR       local state: namespace, chunk maps, journal\n"
+	    "    -o cache=DIR       local chunk cache\n"
+	    "    -o log=FILE        log file when running in the background\n"
+	    "                       (default: STATE/pstorefs.log)\n"
+	    "    -o no_writeback    do not use the kernel's writeback cache\n"
+	    "    -o no_allow_other  as root: only root may use the mount (default:\n"
+	    "                       allow_other, every user may)\n"
+	    "    -o no_default_permissions\n"
+	    "                       no permission checks at all (default: the kernel\n"
+	    "                       checks modes, like a local filesystem)\n"
+	    "    -o ro              read-only view of what the writer committed\n"
+	    "    -o cache_max=SIZE  chunk data the local cache keeps (default 2G)\n"
+	    "    -o dirty_max=SIZE  data not yet uploaded before writers wait (default 256M)\n"
+	    "    -o writer_lease_ms=MS  the volume writer lease (default 30000)\n"
+	    "    -o passphrase_file=FILE  an encrypted volume's passphrase (first line);\n"
+	    "                       else $PSTORE_PASSPHRASE, else asked on the terminal\n"
+	    "    -o key_file=FILE   an encrypted volume's key file\n"
+	    "    -V, --version      print the version\n\n"
+	    "fstab: VOLUME MOUNTPOINT fuse.pstorefs config=FILE,_netdev 0 0\n"
+	    "See pstorefs(8).\n\n",
+	    prog, prog);
 }
 
 static void cfg_defaults(struct fs_config *c)
@@ -263,7 +275,8 @@ static int load_config(struct cmd_opts *o)
 		free(c->passphrase_file);
 		free(c->key_file);
 		c->passphrase_file = c->key_file = NULL;
-		if ((o->passphrase_file && set_str(&c->passphrase_file, o->passphrase_file) < 0) ||
+		if ((o->passphrase_file &&
+		     set_str(&c->passphrase_file, o->passphrase_file) < 0) ||
 		    (o->key_file && set_str(&c->key_file, o->key_file) < 0))
 			return -ENOMEM;
 	}
@@ -275,12 +288,16 @@ static int load_config(struct cmd_opts *o)
 		 * a read-only mount must take the writer's */
 		c->writeback = false;
 	}
-	if (o->cache_max && set_uint(o->cache_max, 1u << 20, UINT64_C(1) << 50, &c->cache_max) < 0) {
-		log_err("-o cache_max=%s: give a size of at least 1M (e.g. 64M, 2G)", o->cache_max);
+	if (o->cache_max &&
+	    set_uint(o->cache_max, 1u << 20, UINT64_C(1) << 50, &c->cache_max) < 0) {
+		log_err("-o cache_max=%s: give a size of at least 1M (e.g. 64M, 2G)",
+			o->cache_max);
 		return -EINVAL;
 	}
-	if (o->dirty_max && set_uint(o->dirty_max, 1u << 20, UINT64_C(1) << 50, &c->dirty_max) < 0) {
-		log_err("-o dirty_max=%s: give a size of at least 1M (e.g. 256M)", o->dirty_max);
+	if (o->dirty_max &&
+	    set_uint(o->dirty_max, 1u << 20, UINT64_C(1) << 50, &c->dirty_max) < 0) {
+		log_err("-o dirty_max=%s: give a size of at least 1M (e.g. 256M)",
+			o->dirty_max);
 		return -EINVAL;
 	}
 	if (o->writer_lease_ms) {
@@ -413,7 +430,8 @@ static int net_open(void)
 		return rc;
 	}
 	if (fs.vol.chunk_size < 4096 || fs.vol.chunk_size > CHUNK_MAX_RAW) {
-		log_err("volume %s: chunk size %u out of range", fs.vol.name, fs.vol.chunk_size);
+		log_err("volume %s: chunk size %u out of range", fs.vol.name,
+			fs.vol.chunk_size);
 		return -EPROTO;
 	}
 	fs.chunk_size = fs.vol.chunk_size;
@@ -456,13 +474,14 @@ static int state_open(void)
 		return rc;
 	rc = meta_get_blob(&t, "volume_id", vid, sizeof(vid));
 	if (rc == 0 && memcmp(vid, fs.vol.id, sizeof(vid)) != 0) {
-		log_err("state directory %s belongs to another volume than %s", fs.cfg.state_dir,
-			fs.vol.name);
+		log_err("state directory %s belongs to another volume than %s",
+			fs.cfg.state_dir, fs.vol.name);
 		meta_abort(&t);
 		return -EINVAL;
 	}
 	if (rc == 0 && (meta_get_u64(&t, "chunk_size", &cs) < 0 || cs != fs.chunk_size)) {
-		log_err("state directory %s: chunk size differs from the volume's", fs.cfg.state_dir);
+		log_err("state directory %s: chunk size differs from the volume's",
+			fs.cfg.state_dir);
 		meta_abort(&t);
 		return -EINVAL;
 	}
@@ -492,7 +511,8 @@ static int state_open(void)
 	for (size_t i = 0; i < n_orphans; i++)
 		cache_unlink(fs.cache, orphans[i]);
 	if (n_orphans)
-		log_info("removed %zu files unlinked while open before the last exit", n_orphans);
+		log_info("removed %zu files unlinked while open before the last exit",
+			 n_orphans);
 	free(orphans);
 	return 0;
 }
@@ -689,7 +709,8 @@ int main(int argc, char *argv[])
 	} else {
 		lc.clone_fd = copts.clone_fd;
 		/* UINT_MAX is fuse_parse_cmdline's "not given" */
-		lc.max_idle_threads = copts.max_idle_threads == UINT_MAX ? 10 : copts.max_idle_threads;
+		lc.max_idle_threads =
+		    copts.max_idle_threads == UINT_MAX ? 10 : copts.max_idle_threads;
 		rc = fuse_session_loop_mt(se, &lc);
 	}
 	ret = rc == 0 ? 0 : 1;

@@ -81,7 +81,8 @@ static int read_boot_id(const char *path, char id[BOOT_ID_LEN + 1])
 
 static int drop_store(const char *dir)
 {
-	for (const char *const *f = (const char *const[]){"data.mdb", "lock.mdb", NULL}; *f; f++) {
+	for (const char *const *f = (const char *const[]){"data.mdb", "lock.mdb", NULL}; *f;
+	     f++) {
 		char path[4200];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, *f);
@@ -109,10 +110,11 @@ static int unsynced_begin(const char *dir)
 	snprintf(path, sizeof(path), "%s/" UNSYNCED_NAME, dir);
 	rc = read_boot_id(path, old);
 	if (rc == 0 && strcmp(old, cur) != 0) {
-		log_warn("local store %s: the machine stopped while it had unsynced changes; "
-			 "dropping it to rebuild from the FAT (what fsync acknowledged is there; "
-			 "changes never synced are lost)",
-			 dir);
+		log_warn(
+		    "local store %s: the machine stopped while it had unsynced changes; "
+		    "dropping it to rebuild from the FAT (what fsync acknowledged is there; "
+		    "changes never synced are lost)",
+		    dir);
 		rc = drop_store(dir);
 		if (rc < 0)
 			return rc;
@@ -171,7 +173,9 @@ static int mdb_err(int rc, const char *what)
 
 static MDB_dbi mark_dbi(struct fs_meta *m, int db)
 {
-	return m->dbi[db == FS_MARK_MIRROR ? DB_DIRTY : db == FS_MARK_DATA ? DB_DCHUNKS : DB_FREED];
+	return m->dbi[db == FS_MARK_MIRROR ? DB_DIRTY
+		      : db == FS_MARK_DATA ? DB_DCHUNKS
+					   : DB_FREED];
 }
 
 static int scan_max_seq(struct fs_meta *m, MDB_txn *txn, uint64_t *max)
@@ -283,9 +287,15 @@ void meta_close(struct fs_meta *m)
 	free(m);
 }
 
-uint64_t meta_seq_next(struct fs_meta *m) { return atomic_fetch_add(&m->seq, 1); }
+uint64_t meta_seq_next(struct fs_meta *m)
+{
+	return atomic_fetch_add(&m->seq, 1);
+}
 
-bool meta_nosync(const struct fs_meta *m) { return m->nosync; }
+bool meta_nosync(const struct fs_meta *m)
+{
+	return m->nosync;
+}
 
 int meta_begin(struct fs_meta *m, bool write, struct fs_txn *t)
 {
@@ -383,8 +393,7 @@ int meta_alloc_ino(struct fs_txn *t, uint64_t *ino)
 
 /* ---- marks ---- */
 
-int meta_mark_get(struct fs_txn *t, int db, const uint8_t *key, size_t klen,
-		  struct fs_mark *mk)
+int meta_mark_get(struct fs_txn *t, int db, const uint8_t *key, size_t klen, struct fs_mark *mk)
 {
 	MDB_val k = {klen, (void *)key}, v;
 	int rc = mdb_get(t->txn, mark_dbi(t->m, db), &k, &v);
@@ -652,7 +661,9 @@ static int chunk_decode_local(const MDB_val *v, struct fs_chunk *c)
 	memset(&c->ref, 0, sizeof(c->ref));
 	if (c->flags & FS_CHUNK_REF)
 		return mirror_chunk_decode((const uint8_t *)v->mv_data + 4, v->mv_size - 4,
-					   &c->ref) < 0 ? -EIO : 0;
+					   &c->ref) < 0
+			   ? -EIO
+			   : 0;
 	return v->mv_size == 4 ? 0 : -EIO;
 }
 
@@ -880,7 +891,8 @@ static int xattrs_drop(struct fs_txn *t, uint64_t ino)
 		k.mv_size = 9;
 		k.mv_data = start;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc || k.mv_size < 10 || k.mv_size > FS_KEY_MAX || memcmp(k.mv_data, start, 9))
+		if (rc || k.mv_size < 10 || k.mv_size > FS_KEY_MAX ||
+		    memcmp(k.mv_data, start, 9))
 			break;
 		klen = k.mv_size;
 		memcpy(key, k.mv_data, klen);
@@ -1057,7 +1069,8 @@ int meta_chunk_iter(struct fs_txn *t, meta_chunk_cb cb, void *arg)
 		size_t nl;
 
 		op = MDB_NEXT;
-		if (mirror_key_parse(k.mv_data, k.mv_size, &ino, &idx, &nm, &nl) != FS_KEY_CHUNK ||
+		if (mirror_key_parse(k.mv_data, k.mv_size, &ino, &idx, &nm, &nl) !=
+			FS_KEY_CHUNK ||
 		    chunk_decode_local(&v, &c) < 0)
 			continue;
 		rc = cb(ino, idx, &c, arg);

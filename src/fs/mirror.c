@@ -409,8 +409,7 @@ int mirror_rebuild(void)
 	uint64_t next = 0;
 	int rc;
 
-	log_info("local state is empty: rebuilding volume %s from the FAT mirror",
-		 fs.vol.name);
+	log_info("local state is empty: rebuilding volume %s from the FAT mirror", fs.vol.name);
 	rc = meta_begin(fs.meta, true, &rb.t);
 	if (rc < 0)
 		return rc;
@@ -427,7 +426,8 @@ int mirror_rebuild(void)
 	if (rc < 0)
 		goto fail;
 	if (ck.dropped)
-		log_warn("mirror: dropped %" PRIu64 " entries naming a missing inode", ck.dropped);
+		log_warn("mirror: dropped %" PRIu64 " entries naming a missing inode",
+			 ck.dropped);
 	root = malloc(sizeof(*root));
 	if (!root) {
 		rc = -ENOMEM;

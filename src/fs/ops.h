@@ -11,8 +11,8 @@
 
 /* Creates name in parent (regular file, directory, symlink, fifo, socket)
  * owned by the caller; fills e.  0 or -errno. */
-int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode,
-	     uint32_t rdev, const char *target, struct fuse_entry_param *e);
+int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode, uint32_t rdev,
+	     const char *target, struct fuse_entry_param *e);
 void ops_fill_entry(const struct fs_inode *in, struct fuse_entry_param *e);
 /* How long the kernel may keep attributes and names (entries, and absent
  * names): long on a read-write mount, which is the volume's only writer, so

@@ -197,8 +197,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		goto out;
 	end = (uint64_t)offset + (uint64_t)length;
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
-		rc = (mode & FALLOC_FL_KEEP_SIZE) ? punch(ino, (uint64_t)offset, (uint64_t)length)
-						  : -EOPNOTSUPP;
+		rc = (mode & FALLOC_FL_KEEP_SIZE)
+			 ? punch(ino, (uint64_t)offset, (uint64_t)length)
+			 : -EOPNOTSUPP;
 		goto out;
 	}
 	in = malloc(sizeof(*in));

@@ -58,7 +58,8 @@ static int fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t id
 		return rc;
 	rc = meta_chunk_get(&t, n->ino, idx, &c);
 	meta_abort(&t);
-	if (rc == -ENOENT || (rc == 0 && (!(c.flags & FS_CHUNK_REF) || (c.flags & FS_CHUNK_PRESENT))))
+	if (rc == -ENOENT ||
+	    (rc == 0 && (!(c.flags & FS_CHUNK_REF) || (c.flags & FS_CHUNK_PRESENT))))
 		return 0;
 	if (rc < 0)
 		return rc;
@@ -74,8 +75,8 @@ static int fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t id
 		char hex[2 * CHUNK_ID_LEN + 1];
 
 		chunk_id_hex(c.ref.chunk_id, hex);
-		log_err("read: inode %" PRIu64 " chunk %" PRIu64 " (%s): fetch failed: %s", n->ino,
-			idx, hex, strerror(-rc));
+		log_err("read: inode %" PRIu64 " chunk %" PRIu64 " (%s): fetch failed: %s",
+			n->ino, idx, hex, strerror(-rc));
 		rc = -EIO;
 		goto out;
 	}
@@ -162,10 +163,10 @@ static int sync_clean_edges(struct fs_node *n, int fd, uint64_t first, uint64_t 
 			continue; /* wholly overwritten: nothing old survives */
 		if (meta_chunk_get(&t, n->ino, idxs[i], &c) < 0 ||
 		    (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) !=
-			    (FS_CHUNK_REF | FS_CHUNK_PRESENT))
+			(FS_CHUNK_REF | FS_CHUNK_PRESENT))
 			continue;
-		need = meta_mark_get(&t, FS_MARK_DATA, key, mirror_key_chunk(key, n->ino, idxs[i]),
-				     &mk) == -ENOENT;
+		need = meta_mark_get(&t, FS_MARK_DATA, key,
+				     mirror_key_chunk(key, n->ino, idxs[i]), &mk) == -ENOENT;
 	}
 	meta_abort(&t);
 	if (need && fdatasync(fd) < 0) {
@@ -351,7 +352,8 @@ int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
 		len = chunk_len_at(in->size, idx);
 	}
 	pthread_mutex_unlock(&n->lock);
-	if (rc < 0 || len == 0 || (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF) {
+	if (rc < 0 || len == 0 ||
+	    (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF) {
 		rc = rc == -ENOENT ? 0 : rc;
 		goto out;
 	}
@@ -371,9 +373,10 @@ int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
 	if (rc == 0) {
 		len = chunk_len_at(in->size, idx);
 		rc = meta_chunk_get(&t, ino, idx, &c2);
-		if (rc == 0 && ((c2.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF ||
-				memcmp(c2.ref.chunk_id, c.ref.chunk_id, CHUNK_ID_LEN) != 0 ||
-				len == 0 || len > cap))
+		if (rc == 0 &&
+		    ((c2.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF ||
+		     memcmp(c2.ref.chunk_id, c.ref.chunk_id, CHUNK_ID_LEN) != 0 || len == 0 ||
+		     len > cap))
 			rc = -ESTALE; /* changed meanwhile: not ours to install */
 		if (rc == 0) {
 			if (c.ref.raw_len < len)
@@ -474,8 +477,8 @@ out:
 		ra_note_chunks(n->ino, ((uint64_t)off + size - 1) / fs.chunk_size, seq_last);
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
-		     off_t off, struct fuse_file_info *fi)
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
 	struct fs_node *n = (struct fs_node *)(uintptr_t)fi->fh;
 	struct fs_inode *in = malloc(sizeof(*in));
@@ -671,8 +674,10 @@ static void op_destroy(void *userdata)
 	log_info("unmounting: committing everything not yet in the FAT");
 	rc = flush_barrier(fs.cfg.sync_timeout_ms);
 	if (rc < 0)
-		log_err("unmount: not everything could be committed (%s); the local state keeps "
-			"it and the next mount retries", strerror(-rc));
+		log_err(
+		    "unmount: not everything could be committed (%s); the local state keeps "
+		    "it and the next mount retries",
+		    strerror(-rc));
 }
 
 void ops_fill_file(struct fuse_lowlevel_ops *ops)

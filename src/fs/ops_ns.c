@@ -70,7 +70,10 @@ void ops_stat(const struct fs_inode *in, struct stat *st)
 	st->st_ctim.tv_nsec = in->ctime.nsec;
 }
 
-double ops_attr_timeout(void) { return fs.cfg.readonly ? ATTR_TIMEOUT_RO : ATTR_TIMEOUT_RW; }
+double ops_attr_timeout(void)
+{
+	return fs.cfg.readonly ? ATTR_TIMEOUT_RO : ATTR_TIMEOUT_RW;
+}
 
 void ops_fill_entry(const struct fs_inode *in, struct fuse_entry_param *e)
 {
@@ -249,8 +252,8 @@ out:
 	fuse_reply_attr(req, &st, ops_attr_timeout());
 }
 
-int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode,
-	     uint32_t rdev, const char *target, struct fuse_entry_param *e)
+int ops_make(fuse_req_t req, fuse_ino_t parent, const char *name, uint32_t mode, uint32_t rdev,
+	     const char *target, struct fuse_entry_param *e)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct two_inodes *w = malloc(sizeof(*w));
@@ -536,9 +539,9 @@ struct rename_work {
 	struct fs_inode src, dst, sp, dp, tmp;
 };
 
-static int do_rename(struct fs_txn *t, struct rename_work *w, uint64_t parent,
-		     const char *name, uint64_t newparent, const char *newname,
-		     unsigned int flags, bool *purged, uint64_t *purged_ino)
+static int do_rename(struct fs_txn *t, struct rename_work *w, uint64_t parent, const char *name,
+		     uint64_t newparent, const char *newname, unsigned int flags, bool *purged,
+		     uint64_t *purged_ino)
 {
 	struct fs_dirent_val sd, dd;
 	bool src_dir, has_dst;
@@ -670,8 +673,8 @@ static int do_exchange(struct fs_txn *t, struct rename_work *w, uint64_t parent,
 	return rc;
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
 {
 	struct rename_work *w = calloc(1, sizeof(*w));
 	struct fs_txn t;
@@ -721,7 +724,7 @@ struct dir_entry {
 struct dir_handle {
 	pthread_mutex_t lock;
 	struct dir_entry *ents; /* lock */
-	size_t n, cap;          /* lock */
+	size_t n, cap;		/* lock */
 };
 
 static void dir_clear(struct dir_handle *h)
@@ -830,16 +833,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t need;
 
 		if (!plus) {
-			need = fuse_add_direntry(req, buf + pos, size - pos, h->ents[i].name, &st,
-						 (off_t)(i + 1));
+			need = fuse_add_direntry(req, buf + pos, size - pos, h->ents[i].name,
+						 &st, (off_t)(i + 1));
 		} else {
 			memset(&e, 0, sizeof(e));
 			e.attr = st;
 			/* a child removed since the snapshot goes without attributes */
 			if (i >= 2 && meta_inode_get(&t, h->ents[i].ino, in) == 0)
 				ops_fill_entry(in, &e);
-			need = fuse_add_direntry_plus(req, buf + pos, size - pos, h->ents[i].name,
-						      &e, (off_t)(i + 1));
+			need = fuse_add_direntry_plus(req, buf + pos, size - pos,
+						      h->ents[i].name, &e, (off_t)(i + 1));
 		}
 		if (need > size - pos)
 			break;
@@ -893,7 +896,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 static pthread_mutex_t statfs_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t statfs_at_ms, statfs_cap, statfs_free; /* statfs_lock */
-static bool statfs_valid;                              /* statfs_lock */
+static bool statfs_valid;			       /* statfs_lock */
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {

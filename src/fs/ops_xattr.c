@@ -39,7 +39,7 @@ static int check_xattr_name(const char *name)
 }
 
 struct list_acc {
-	char *buf;   /* NULL: only count */
+	char *buf; /* NULL: only count */
 	size_t cap;
 	size_t len;
 };
@@ -151,7 +151,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (rc == 0)
 		rc = meta_begin(fs.meta, false, &t);
 	if (rc == 0) {
-		rc = meta_xattr_get(&t, ino, name, buf, MIN(size, (size_t)FS_XATTR_SIZE_MAX), &len);
+		rc = meta_xattr_get(&t, ino, name, buf, MIN(size, (size_t)FS_XATTR_SIZE_MAX),
+				    &len);
 		if (rc == -ENODATA && inode_exists(&t, ino) == -ENOENT)
 			rc = -ENOENT;
 		meta_abort(&t);

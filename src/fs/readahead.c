@@ -37,27 +37,27 @@
 #define RA_SEEN_SLOTS 4096
 
 static pthread_mutex_t ra_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ra_cond;     /* ra_lock: work queued, or stopping */
+static pthread_cond_t ra_cond;	    /* ra_lock: work queued, or stopping */
 static uint64_t ra_queue[RA_QUEUE]; /* ra_lock; a ring */
-static size_t ra_head, ra_len;      /* ra_lock */
-static uint64_t ra_next;            /* ra_lock: the inode after the last queued */
-static bool ra_stopping;            /* ra_lock */
+static size_t ra_head, ra_len;	    /* ra_lock */
+static uint64_t ra_next;	    /* ra_lock: the inode after the last queued */
+static bool ra_stopping;	    /* ra_lock */
 static pthread_t ra_threads[RA_THREADS];
 static unsigned ra_nthreads;
 /* inodes the readahead brought in (direct-mapped; a collision only stops
  * the window from sliding once) */
 static uint64_t ra_seen[RA_SEEN_SLOTS]; /* ra_lock */
 
-#define RA_CHUNKS 4	  /* chunks ahead of a sequential reader */
-#define RA_CQUEUE 32	  /* queued chunk fetches */
+#define RA_CHUNKS 4	 /* chunks ahead of a sequential reader */
+#define RA_CQUEUE 32	 /* queued chunk fetches */
 #define RA_WAIT_MS 30000 /* longest a reader waits for a chunk in flight */
 struct ra_chunk {
 	uint64_t ino, idx;
 };
-static struct ra_chunk ra_cq[RA_CQUEUE];	 /* ra_lock; a ring */
-static size_t ra_chead, ra_clen;		 /* ra_lock */
-static struct ra_chunk ra_busy[RA_THREADS];	 /* ra_lock: in flight (ino 0: none) */
-static pthread_cond_t ra_done;			 /* ra_lock: a chunk fetch ended */
+static struct ra_chunk ra_cq[RA_CQUEUE];    /* ra_lock; a ring */
+static size_t ra_chead, ra_clen;	    /* ra_lock */
+static struct ra_chunk ra_busy[RA_THREADS]; /* ra_lock: in flight (ino 0: none) */
+static pthread_cond_t ra_done;		    /* ra_lock: a chunk fetch ended */
 
 static bool ra_chunk_known(uint64_t ino, uint64_t idx)
 {
@@ -81,7 +81,8 @@ void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last)
 			if (ra_clen == RA_CQUEUE)
 				break;
 			if (!ra_chunk_known(ino, x))
-				ra_cq[(ra_chead + ra_clen++) % RA_CQUEUE] = (struct ra_chunk){ino, x};
+				ra_cq[(ra_chead + ra_clen++) % RA_CQUEUE] =
+				    (struct ra_chunk){ino, x};
 		}
 		pthread_cond_broadcast(&ra_cond);
 	}
@@ -203,8 +204,8 @@ static void *ra_main(void *arg)
 			pthread_mutex_unlock(&ra_lock);
 			rc = fs_prefetch_chunk(c.ino, c.idx);
 			if (rc < 0)
-				log_debug("readahead: inode %" PRIu64 " chunk %" PRIu64 ": %s", c.ino,
-					  c.idx, strerror(-rc));
+				log_debug("readahead: inode %" PRIu64 " chunk %" PRIu64 ": %s",
+					  c.ino, c.idx, strerror(-rc));
 			pthread_mutex_lock(&ra_lock);
 			ra_busy[self].ino = 0;
 			pthread_cond_broadcast(&ra_done);

@@ -37,7 +37,7 @@ struct recent {
 };
 
 static pthread_mutex_t repair_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct recent *ring;  /* repair_lock; REPAIR_RING entries */
+static struct recent *ring;	 /* repair_lock; REPAIR_RING entries */
 static size_t ring_head, ring_n; /* repair_lock */
 
 void repair_note(uint64_t ino, uint64_t idx, const struct alloc_chunk_ref *ref)
@@ -161,7 +161,8 @@ int repair_dead_vendors(void)
 		meta_abort(&t);
 	free(dead);
 	if (rc == 0 && marked)
-		log_info("repair: %zu recently committed chunks lost a vendor; uploading them again",
-			 marked);
+		log_info(
+		    "repair: %zu recently committed chunks lost a vendor; uploading them again",
+		    marked);
 	return rc;
 }

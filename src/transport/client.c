@@ -46,7 +46,7 @@ struct xport_expect {
 struct xport_pool {
 	struct xport_tls *tls;
 	unsigned max_idle;
-	pthread_mutex_t mu;        /* protects idle, next_id, expect */
+	pthread_mutex_t mu; /* protects idle, next_id, expect */
 	struct xport_cconn *idle;
 	uint64_t next_id;
 	struct xport_expect *expect;
@@ -270,8 +270,7 @@ fail:
 }
 
 /* Writes len bytes; 0 or -errno. */
-static int ssl_write_all(struct xport_cconn *c, const void *buf, size_t len,
-			 uint64_t deadline)
+static int ssl_write_all(struct xport_cconn *c, const void *buf, size_t len, uint64_t deadline)
 {
 	const uint8_t *p = buf;
 
@@ -411,9 +410,8 @@ static int exchange(struct xport_pool *pool, struct xport_cconn *c, uint16_t typ
 		    struct xport_reply *out, uint64_t deadline, char *errbuf, size_t errlen,
 		    bool *got_bytes)
 {
-	struct xport_frame_hdr h = {.type = type,
-				    .ctl_len = (uint32_t)ctl_len,
-				    .data_len = (uint32_t)(l1 + l2)};
+	struct xport_frame_hdr h = {
+	    .type = type, .ctl_len = (uint32_t)ctl_len, .data_len = (uint32_t)(l1 + l2)};
 	uint8_t raw[XPORT_FRAME_HDR_LEN];
 	int rc;
 
@@ -464,7 +462,8 @@ static int exchange(struct xport_pool *pool, struct xport_cconn *c, uint16_t typ
 		if (e && e->code > 0 && e->code < 4096)
 			code = e->code;
 		if (errbuf && errlen)
-			snprintf(errbuf, errlen, "%s", e && e->message ? e->message : strerror(code));
+			snprintf(errbuf, errlen, "%s",
+				 e && e->message ? e->message : strerror(code));
 		if (e)
 			pstore__error__free_unpacked(e, NULL);
 		return -code;
@@ -479,8 +478,8 @@ static int exchange(struct xport_pool *pool, struct xport_cconn *c, uint16_t typ
 
 int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		const ProtobufCMessage *msg, const void *d1, size_t l1, const void *d2,
-		size_t l2, const ProtobufCMessageDescriptor *resp_desc,
-		struct xport_reply *out, int timeout_ms, char *errbuf, size_t errlen)
+		size_t l2, const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out,
+		int timeout_ms, char *errbuf, size_t errlen)
 {
 	return xport_call2_expect(pool, addr, NULL, type, msg, d1, l1, d2, l2, resp_desc, out,
 				  timeout_ms, errbuf, errlen);

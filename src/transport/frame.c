@@ -25,7 +25,8 @@ void xport_frame_encode(const struct xport_frame_hdr *h, uint8_t *out)
 
 static uint32_t rd32(const uint8_t *p)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
 }
 
 int xport_frame_decode(const uint8_t *in, struct xport_frame_hdr *h)

@@ -53,7 +53,7 @@ __attribute__((constructor)) static void xport_server_global_init(void)
 struct xport_outq {
 	struct xport_outq *next;
 	struct xport_conn *conn; /* holds a reference */
-	uint8_t *buf;            /* whole frame; NULL = close the connection */
+	uint8_t *buf;		 /* whole frame; NULL = close the connection */
 	size_t len;
 };
 
@@ -61,29 +61,29 @@ struct xport_server {
 	struct event_base *base;
 	struct xport_tls *tls;
 	struct evconnlistener *listener;
-	struct event *wake;      /* activated when outq gets items */
+	struct event *wake; /* activated when outq gets items */
 	xport_handler_fn fn;
 	void *arg;
 	uint16_t port;
-	atomic_uint inflight;    /* requests handed out and not yet answered */
+	atomic_uint inflight; /* requests handed out and not yet answered */
 	atomic_uint nconns;
-	pthread_mutex_t mu;      /* protects outq, conns */
+	pthread_mutex_t mu; /* protects outq, conns */
 	struct xport_outq *outq_head, *outq_tail;
 	struct xport_conn *conns; /* open connections (loop thread adds/removes) */
 };
 
 struct xport_conn {
 	struct xport_conn *next, *prev; /* srv->conns, under srv->mu */
-	pthread_mutex_t mu;          /* protects closed, inflight */
-	struct bufferevent *bev;     /* loop thread only; NULL once closed */
+	pthread_mutex_t mu;		/* protects closed, inflight */
+	struct bufferevent *bev;	/* loop thread only; NULL once closed */
 	bool closed;
-	bool doomed;                 /* a close order is queued: read no more */
+	bool doomed; /* a close order is queued: read no more */
 	unsigned inflight;
 	atomic_int refs;
 	struct xport_server *srv;
 	char peer[128];
 	char peer_addr[64];
-	uint64_t crl_gen;            /* loop thread: CRL the peer was last checked against */
+	uint64_t crl_gen; /* loop thread: CRL the peer was last checked against */
 };
 
 static void conn_unref(struct xport_conn *c)
@@ -179,8 +179,8 @@ static void outq_drain(evutil_socket_t fd, short what, void *arg)
 		if (!q->buf) {
 			conn_close(c);
 		} else if (closed || !c->bev ||
-			   evbuffer_add_reference(bufferevent_get_output(c->bev), q->buf, q->len,
-						  outq_free_cb, NULL) < 0) {
+			   evbuffer_add_reference(bufferevent_get_output(c->bev), q->buf,
+						  q->len, outq_free_cb, NULL) < 0) {
 			free(q->buf);
 		} else {
 			bufferevent_enable(c->bev, EV_READ);
@@ -253,7 +253,8 @@ static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
 		/* A certificate revoked since the handshake ends the connection. */
 		if (xport_tls_crl_generation(c->srv->tls) != c->crl_gen) {
 			c->crl_gen = xport_tls_crl_generation(c->srv->tls);
-			if (xport_tls_peer_revoked(c->srv->tls, bufferevent_openssl_get_ssl(bev))) {
+			if (xport_tls_peer_revoked(c->srv->tls,
+						   bufferevent_openssl_get_ssl(bev))) {
 				log_warn("%s (%s): certificate revoked, closing", c->peer_addr,
 					 c->peer);
 				conn_close(c);
@@ -362,7 +363,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		struct sockaddr_in *in = (struct sockaddr_in *)sa;
 
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host, ntohs(in->sin_port));
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host,
+			 ntohs(in->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
 
@@ -370,8 +372,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		snprintf(c->peer_addr, sizeof(c->peer_addr), "[%s]:%u", host,
 			 ntohs(in6->sin6_port));
 	}
-	c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	c->bev =
+	    bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (!c->bev) {
 		SSL_free(ssl);
 		evutil_closesocket(fd);
@@ -456,9 +459,10 @@ struct xport_server *xport_server_new(struct event_base *base, struct xport_tls 
 	}
 	srv->fn = fn;
 	srv->arg = arg;
-	srv->listener = evconnlistener_new_bind(
-		base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-		512, (struct sockaddr *)&ss, sslen);
+	srv->listener = evconnlistener_new_bind(base, accept_cb, srv,
+						LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						    LEV_OPT_CLOSE_ON_EXEC,
+						512, (struct sockaddr *)&ss, sslen);
 	if (!srv->listener) {
 		log_err("cannot listen on %s: %s", listen_addr, strerror(errno));
 		event_free(srv->wake);
@@ -473,13 +477,16 @@ struct xport_server *xport_server_new(struct event_base *base, struct xport_tls 
 
 		if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
 			srv->port = ntohs(bound.ss_family == AF_INET6
-						  ? ((struct sockaddr_in6 *)&bound)->sin6_port
-						  : ((struct sockaddr_in *)&bound)->sin_port);
+					      ? ((struct sockaddr_in6 *)&bound)->sin6_port
+					      : ((struct sockaddr_in *)&bound)->sin_port);
 	}
 	return srv;
 }
 
-uint16_t xport_server_port(const struct xport_server *srv) { return srv->port; }
+uint16_t xport_server_port(const struct xport_server *srv)
+{
+	return srv->port;
+}
 
 unsigned xport_server_inflight(const struct xport_server *srv)
 {
@@ -517,8 +524,8 @@ static void req_done(struct xport_req *req)
 	req_free(req);
 }
 
-static int send_frame(struct xport_req *req, uint16_t type, const uint8_t *ctl,
-		      size_t ctl_len, const void *data, size_t data_len)
+static int send_frame(struct xport_req *req, uint16_t type, const uint8_t *ctl, size_t ctl_len,
+		      const void *data, size_t data_len)
 {
 	struct xport_frame_hdr h = {.type = type,
 				    .req_id = req->req_id,
@@ -562,8 +569,8 @@ int xport_reply(struct xport_req *req, const ProtobufCMessage *msg, const void *
 	int rc = xport_pack(msg, &ctl, &ctl_len);
 
 	if (rc == 0) {
-		rc = send_frame(req, (uint16_t)(req->type | XPORT_REPLY_BIT), ctl, ctl_len, data,
-				data_len);
+		rc = send_frame(req, (uint16_t)(req->type | XPORT_REPLY_BIT), ctl, ctl_len,
+				data, data_len);
 		free(ctl);
 	}
 	req_done(req);

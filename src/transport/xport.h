@@ -73,20 +73,19 @@ struct xport_req {
 	struct xport_conn *conn; /* owned reference; released by reply/free */
 	uint16_t type;
 	uint64_t req_id;
-	uint8_t *ctl;            /* ctl_len bytes, owned */
+	uint8_t *ctl; /* ctl_len bytes, owned */
 	size_t ctl_len;
-	uint8_t *data;           /* data_len bytes, owned */
+	uint8_t *data; /* data_len bytes, owned */
 	size_t data_len;
-	char peer[128];          /* subject CN of the peer certificate */
-	char peer_addr[64];      /* remote ip:port */
+	char peer[128];	    /* subject CN of the peer certificate */
+	char peer_addr[64]; /* remote ip:port */
 };
 
 typedef void (*xport_handler_fn)(struct xport_req *req, void *arg);
 
 /* Listens on "host:port" (port 0 picks one; see xport_server_port). */
 struct xport_server *xport_server_new(struct event_base *base, struct xport_tls *tls,
-				      const char *listen_addr, xport_handler_fn fn,
-				      void *arg);
+				      const char *listen_addr, xport_handler_fn fn, void *arg);
 uint16_t xport_server_port(const struct xport_server *srv);
 void xport_server_free(struct xport_server *srv);
 /* Requests currently being handled (for the vendor's reported load). */
@@ -98,7 +97,7 @@ int xport_reply(struct xport_req *req, const ProtobufCMessage *msg, const void *
 		size_t data_len);
 /* Reply MSG_ERROR with a positive errno code and a message.  Frees req. */
 int xport_reply_error(struct xport_req *req, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Drop a request without replying and close its connection (hostile peer). */
 void xport_req_abort(struct xport_req *req);
 /* Unpack req->ctl as desc; NULL if it does not decode (caller replies EBADMSG). */
@@ -111,9 +110,9 @@ struct xport_reply {
 	uint16_t type;
 	uint8_t *ctl;
 	size_t ctl_len;
-	uint8_t *data;           /* raw data part, owned; NULL if none */
+	uint8_t *data; /* raw data part, owned; NULL if none */
 	size_t data_len;
-	ProtobufCMessage *msg;   /* unpacked reply, when a descriptor was given */
+	ProtobufCMessage *msg; /* unpacked reply, when a descriptor was given */
 };
 void xport_reply_clear(struct xport_reply *r);
 
@@ -137,8 +136,8 @@ int xport_call(struct xport_pool *pool, const char *addr, uint16_t type,
  * chunk is sent without being copied into one buffer. */
 int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		const ProtobufCMessage *msg, const void *d1, size_t l1, const void *d2,
-		size_t l2, const ProtobufCMessageDescriptor *resp_desc,
-		struct xport_reply *out, int timeout_ms, char *errbuf, size_t errlen);
+		size_t l2, const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out,
+		int timeout_ms, char *errbuf, size_t errlen);
 
 /* Drops idle connections to addr (after the peer is known to be gone). */
 void xport_pool_forget(struct xport_pool *pool, const char *addr);

@@ -67,8 +67,9 @@ static int run(const struct vendor_config *cfg)
 	vd.tls_client = xport_tls_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, false);
 	if (!vd.tls_server || !vd.tls_client)
 		goto out;
-	if (cfg->tls_crl[0] && (xport_tls_set_crl(vd.tls_server, cfg->tls_ca, cfg->tls_crl) < 0 ||
-				xport_tls_set_crl(vd.tls_client, cfg->tls_ca, cfg->tls_crl) < 0))
+	if (cfg->tls_crl[0] &&
+	    (xport_tls_set_crl(vd.tls_server, cfg->tls_ca, cfg->tls_crl) < 0 ||
+	     xport_tls_set_crl(vd.tls_client, cfg->tls_ca, cfg->tls_crl) < 0))
 		goto out; /* logged by the transport */
 	vd.pool = xport_pool_new(vd.tls_client, 4);
 	vd.workers = vworkq_new("worker", cfg->workers, 1024);

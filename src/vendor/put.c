@@ -145,10 +145,11 @@ static void forward_run(void *arg, bool cancelled)
 		/* the next hop gets less time than we have, so that we can still
 		 * answer our sender in time when it does not answer */
 		fwd.deadline_ms = vcheck_forward_budget(op->fwd_budget_ms);
-		rc = xport_call2_expect(op->vd->pool, addr, who, MSG_CHUNK_PUT, &fwd.base,
-					req->data, CHUNK_HDR_LEN, req->data + CHUNK_HDR_LEN,
-					op->hdr.stored_len, &pstore__chunk_put_reply__descriptor,
-					&rep, (int)op->fwd_budget_ms, err, sizeof(err));
+		rc =
+		    xport_call2_expect(op->vd->pool, addr, who, MSG_CHUNK_PUT, &fwd.base,
+				       req->data, CHUNK_HDR_LEN, req->data + CHUNK_HDR_LEN,
+				       op->hdr.stored_len, &pstore__chunk_put_reply__descriptor,
+				       &rep, (int)op->fwd_budget_ms, err, sizeof(err));
 		if (rc < 0 && err[0] == '\0')
 			snprintf(err, sizeof(err), "%s", strerror(-rc));
 	}

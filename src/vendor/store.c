@@ -5,8 +5,8 @@
  * writeback started at once), fsynced, renamed and their directories
  * fsynced, and only then is the chunk's record committed to the LMDB index.
  * A chunk exists when its record does: at start every temporary file and
- * every piece file without a record (an interrupted write) is removed, so kill -9 at any moment loses nothing that
- * was acknowledged and leaves nothing half-written.
+ * every piece file without a record (an interrupted write) is removed, so kill -9 at any moment
+ * loses nothing that was acknowledged and leaves nothing half-written.
  *
  * Operations on one chunk id are serialised (the busy set); different
  * chunks proceed in parallel on the worker threads.

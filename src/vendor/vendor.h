@@ -59,8 +59,8 @@ struct vendor_config {
 	char tls_cert[VENDOR_PATH_MAX];
 	char tls_key[VENDOR_PATH_MAX];
 	char tls_crl[VENDOR_PATH_MAX]; /* [tls] crl; empty = no CRL */
-	char user[64];                 /* [vendor] user: run as this user after binding */
-	uint64_t queue_bytes;          /* request data queued for workers/forwarders, at most */
+	char user[64];		       /* [vendor] user: run as this user after binding */
+	uint64_t queue_bytes;	       /* request data queued for workers/forwarders, at most */
 	uint64_t orphan_grace_ms;      /* age before an unconfirmed chunk is asked about */
 };
 
@@ -288,7 +288,7 @@ struct vendord {
 	struct cap_key *fat_key; /* key_lock; NULL until registered */
 	uint8_t fat_pub[32];	 /* key_lock */
 	struct vendor_fatlink *fatlink;
-	struct vprobe *probe; /* UDP path-probe responder (probe.c); NULL if none */
+	struct vprobe *probe;  /* UDP path-probe responder (probe.c); NULL if none */
 	uint64_t queued_bytes; /* __atomic: data of admitted requests not yet done */
 };
 

@@ -75,8 +75,7 @@ static void open_one(const struct vkey *vk, const struct chunk_hdr *h, const uin
 		reseal(h, raw);
 	} else if (rc == 0 && (h->flags & CHUNK_F_ENCRYPTED)) {
 		abort(); /* no key, yet a sealed payload opened */
-	} else if (rc != 0 && rc != -EBADMSG && rc != -EPROTO && rc != -ENOMEM &&
-		   rc != -EIO) {
+	} else if (rc != 0 && rc != -EBADMSG && rc != -EPROTO && rc != -ENOMEM && rc != -EIO) {
 		abort();
 	}
 	free(raw);

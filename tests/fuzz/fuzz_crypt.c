@@ -76,9 +76,10 @@ void fuzz_chunk_seal_raw(const struct chunk_hdr *h, const uint8_t *plain, size_t
 	memcpy(info, tag, sizeof(tag) - 1);
 	memcpy(info + sizeof(tag) - 1, h->owner, CHUNK_OWNER_LEN);
 	memcpy(info + sizeof(tag) - 1 + CHUNK_OWNER_LEN, h->chunk_id, CHUNK_ID_LEN);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						      (void *)fuzz_crypt_vkey()->chunk, VKEY_LEN);
+	params[0] =
+	    OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(
+	    OSSL_KDF_PARAM_KEY, (void *)fuzz_crypt_vkey()->chunk, VKEY_LEN);
 	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof(info));
 	params[3] = OSSL_PARAM_construct_end();
 	if (!kctx || EVP_KDF_derive(kctx, key, VKEY_LEN, params) != 1)

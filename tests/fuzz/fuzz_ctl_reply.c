@@ -78,7 +78,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	unlink(sa.sun_path);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0) {
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 16) < 0) {
 		perror("fuzz_ctl_reply: socket");
 		abort();
 	}

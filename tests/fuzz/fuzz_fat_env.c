@@ -14,7 +14,10 @@
 static struct fuzz_fat env;
 static char store_dir[512], template_file[600];
 
-static uint64_t fake_clock(void) { return env.now; }
+static uint64_t fake_clock(void)
+{
+	return env.now;
+}
 
 static void must(int rc, const char *what)
 {

@@ -28,8 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_write_file(path, data, size);
 	if (fat_config_load(path, &c) != 0)
 		return 0;
-	if (!memchr(c.listen, '\0', sizeof(c.listen)) || !memchr(c.data, '\0', sizeof(c.data)) ||
-	    !memchr(c.store, '\0', sizeof(c.store)) || !memchr(c.etcd, '\0', sizeof(c.etcd)) ||
+	if (!memchr(c.listen, '\0', sizeof(c.listen)) ||
+	    !memchr(c.data, '\0', sizeof(c.data)) || !memchr(c.store, '\0', sizeof(c.store)) ||
+	    !memchr(c.etcd, '\0', sizeof(c.etcd)) ||
 	    !memchr(c.tls_key, '\0', sizeof(c.tls_key)))
 		abort();
 	fat_listen_host(c.listen, host, sizeof(host));

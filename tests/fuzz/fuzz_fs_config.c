@@ -27,9 +27,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void cfg_free(struct fs_config *c)
 {
-	char **s[] = {&c->config_file, &c->volume,   &c->state_dir, &c->cache_dir, &c->log_file,
-		      &c->fat,	       &c->tls_ca,   &c->tls_cert,  &c->tls_key,
-		      &c->tls_crl, &c->passphrase_file, &c->key_file};
+	char **s[] = {&c->config_file, &c->volume,  &c->state_dir,	 &c->cache_dir,
+		      &c->log_file,    &c->fat,	    &c->tls_ca,		 &c->tls_cert,
+		      &c->tls_key,     &c->tls_crl, &c->passphrase_file, &c->key_file};
 
 	for (size_t i = 0; i < ARRAY_SIZE(s); i++) {
 		free(*s[i]);

@@ -55,10 +55,11 @@ static void check_open(const uint8_t *hkey, size_t hklen, const uint8_t *sval, s
 	if (plain_in && memcmp(plain, plain_in, 7 + klen + vlen) != 0)
 		abort();
 	/* the same entry, sealed by the encoder, opens to the same thing */
-	if (vkey_mirror_seal(vk, fuzz_crypt_owner, key, klen, val, vlen, hk2, &sv2, &sl2) != 0 ||
+	if (vkey_mirror_seal(vk, fuzz_crypt_owner, key, klen, val, vlen, hk2, &sv2, &sl2) !=
+		0 ||
 	    memcmp(hk2, hkey, VKEY_MIRROR_KEY_LEN) != 0 ||
-	    vkey_mirror_open(vk, fuzz_crypt_owner, hk2, sizeof(hk2), sv2, sl2, &plain2, &key2, &klen2,
-			     &val2, &vlen2) != 0 ||
+	    vkey_mirror_open(vk, fuzz_crypt_owner, hk2, sizeof(hk2), sv2, sl2, &plain2, &key2,
+			     &klen2, &val2, &vlen2) != 0 ||
 	    klen2 != klen || vlen2 != vlen || memcmp(key2, key, klen) != 0 ||
 	    (vlen && memcmp(val2, val, vlen) != 0))
 		abort();
@@ -103,8 +104,8 @@ static void sealed_mode(const uint8_t *data, size_t size)
 	memcpy(plain, data, size);
 	kl = size >= 3 ? (size_t)data[1] << 8 | data[2] : 0;
 	if (kl > 0 && 3 + kl <= plen &&
-	    vkey_mirror_seal(fuzz_crypt_vkey(), fuzz_crypt_owner, plain + 3, kl, NULL, 0, hkey, NULL,
-			     NULL) != 0)
+	    vkey_mirror_seal(fuzz_crypt_vkey(), fuzz_crypt_owner, plain + 3, kl, NULL, 0, hkey,
+			     NULL, NULL) != 0)
 		abort();
 	fuzz_mirror_seal_raw(hkey, plain, plen, sval);
 	check_open(hkey, sizeof(hkey), sval, plen + CHUNK_SEAL_OVERHEAD, plain);

@@ -21,10 +21,10 @@
 #include "msgtype.h"
 #include "xport.h"
 
-static const uint16_t types[] = {MSG_CHUNK_PUT, MSG_CHUNK_GET, MSG_RECEIPTS, MSG_PING,
-				 MSG_ALLOC, MSG_ERROR};
+static const uint16_t types[] = {MSG_CHUNK_PUT, MSG_CHUNK_GET, MSG_RECEIPTS,
+				 MSG_PING,	MSG_ALLOC,     MSG_ERROR};
 static const char *const peers[] = {"client:alice", "vendor:2", "vendor:1", "admin:root",
-				    "fat:1", "nocolon", ":x"};
+				    "fat:1",	    "nocolon",	":x"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -17,8 +17,8 @@
 #include "fuzz_vendor_env.h"
 
 static const ProtobufCMessageDescriptor *const descs[] = {
-    &pstore__vchunk__descriptor,  &pstore__vlease__descriptor,
-    &pstore__vstats__descriptor,  &pstore__vreceipt__descriptor,
+    &pstore__vchunk__descriptor,	&pstore__vlease__descriptor,
+    &pstore__vstats__descriptor,	&pstore__vreceipt__descriptor,
     &pstore__vdevice_table__descriptor,
 };
 
@@ -44,9 +44,9 @@ static void use_chunk(struct vendord *vd, const Pstore__VChunk *rec)
 		return;
 	if (vindex_chunk_get(vstore_index(vd->store), id, &back) == 0)
 		pstore__vchunk__free_unpacked(back, NULL);
-	if (vstore_read(vd->store, id, rec->owner.data && rec->owner.len == CHUNK_OWNER_LEN
-				       ? rec->owner.data
-				       : NULL,
+	if (vstore_read(vd->store, id,
+			rec->owner.data && rec->owner.len == CHUNK_OWNER_LEN ? rec->owner.data
+									     : NULL,
 			0, 0, CHUNK_HDR_LEN, hdr, &buf, &n, &stored_len) == 0)
 		free(buf);
 	buf = NULL;

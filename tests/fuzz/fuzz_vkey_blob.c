@@ -32,8 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_keyfile(const uint8_t *blob, size_t blen, const uint8_t *secret,
-			  size_t slen)
+static void check_keyfile(const uint8_t *blob, size_t blen, const uint8_t *secret, size_t slen)
 {
 	uint8_t master[VKEY_LEN], again[VKEY_LEN], nblob[VKEY_BLOB_LEN];
 	int rc;
@@ -80,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		goto out;
 	}
-	if (blen != VKEY_BLOB_LEN || memcmp(blob, "PSVK", 4) != 0 || blob[4] != 1 ||
-	    blob[9] || blob[10] || blob[11] || blob[5] != kind)
+	if (blen != VKEY_BLOB_LEN || memcmp(blob, "PSVK", 4) != 0 || blob[4] != 1 || blob[9] ||
+	    blob[10] || blob[11] || blob[5] != kind)
 		abort();
 	if (kind == VKEY_KEYFILE) {
 		check_keyfile(blob, blen, secret, slen);

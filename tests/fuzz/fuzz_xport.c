@@ -160,8 +160,8 @@ ProtobufCMessage *xport_req_unpack(const struct xport_req *req,
 
 int xport_call2(struct xport_pool *pool, const char *addr, uint16_t type,
 		const ProtobufCMessage *msg, const void *d1, size_t l1, const void *d2,
-		size_t l2, const ProtobufCMessageDescriptor *resp_desc,
-		struct xport_reply *out, int timeout_ms, char *errbuf, size_t errlen)
+		size_t l2, const ProtobufCMessageDescriptor *resp_desc, struct xport_reply *out,
+		int timeout_ms, char *errbuf, size_t errlen)
 {
 	(void)pool;
 	(void)addr;

@@ -56,8 +56,8 @@ static void seed_msg(const char *target, const char *name, const uint8_t *pre, s
 
 static void frames(void)
 {
-	struct xport_frame_hdr h = {.type = MSG_CHUNK_PUT, .req_id = 7, .ctl_len = 40,
-				    .data_len = 4240};
+	struct xport_frame_hdr h = {
+	    .type = MSG_CHUNK_PUT, .req_id = 7, .ctl_len = 40, .data_len = 4240};
 	uint8_t b[XPORT_FRAME_HDR_LEN];
 
 	xport_frame_encode(&h, b);
@@ -101,7 +101,8 @@ static void chunks(void)
 	seed("chunk_hdr", "plain", hb, sizeof(hb), plain, sizeof(plain));
 	for (size_t i = 0; i < sizeof(raw); i++)
 		raw[i] = "pstore "[i % 7];
-	if (chunk_encode(raw, sizeof(raw), 3, &z, &zlen, &flags, dg) != 0 || !(flags & CHUNK_F_ZSTD))
+	if (chunk_encode(raw, sizeof(raw), 3, &z, &zlen, &flags, dg) != 0 ||
+	    !(flags & CHUNK_F_ZSTD))
 		abort();
 	make_hdr(&h, id, 3, z, zlen, sizeof(raw), flags);
 	chunk_hdr_encode(&h, hb);
@@ -111,8 +112,10 @@ static void chunks(void)
 
 static uint8_t *token(uint32_t vendor, size_t *len)
 {
-	struct cap_token t = {.vendor_id = vendor, .lease_id = FUZZ_LEASE_ID,
-			      .byte_limit = FUZZ_TOKEN_LIMIT, .expiry_ms = FUZZ_TOKEN_EXPIRY};
+	struct cap_token t = {.vendor_id = vendor,
+			      .lease_id = FUZZ_LEASE_ID,
+			      .byte_limit = FUZZ_TOKEN_LIMIT,
+			      .expiry_ms = FUZZ_TOKEN_EXPIRY};
 	uint8_t *buf;
 
 	memcpy(t.owner, fuzz_owner, CHUNK_OWNER_LEN);
@@ -223,7 +226,8 @@ static void vendor(void)
 static void vindex(void)
 {
 	Pstore__VChunk c = PSTORE__VCHUNK__INIT;
-	Pstore__VPiece p0 = PSTORE__VPIECE__INIT, p1 = PSTORE__VPIECE__INIT, *pp[2] = {&p0, &p1};
+	Pstore__VPiece p0 = PSTORE__VPIECE__INIT, p1 = PSTORE__VPIECE__INIT,
+		       *pp[2] = {&p0, &p1};
 	Pstore__VLease l = PSTORE__VLEASE__INIT;
 	Pstore__VStats s = PSTORE__VSTATS__INIT;
 	Pstore__VReceipt r = PSTORE__VRECEIPT__INIT;

@@ -19,8 +19,8 @@
 
 static const char *root;
 
-static void seed(const char *target, const char *name, uint8_t b0, const void *a,
-		 size_t alen, const void *b, size_t blen)
+static void seed(const char *target, const char *name, uint8_t b0, const void *a, size_t alen,
+		 const void *b, size_t blen)
 {
 	char dir[1024], path[1200];
 	uint8_t *buf = malloc(1 + alen + blen);
@@ -61,8 +61,7 @@ static void blobs(void)
 
 /* A mirror entry: sealed as the FAT keeps it (mode 0), and its plaintext
  * record (mode 1). */
-static void mirror(const char *name, const void *key, size_t klen, const void *val,
-		   size_t vlen)
+static void mirror(const char *name, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	uint8_t hkey[VKEY_MIRROR_KEY_LEN], *sval = NULL, *plain;
 	const uint8_t *k, *v;
@@ -135,7 +134,7 @@ int main(int argc, char **argv)
 	       36);
 	mirror("dirent", "\x02\0\0\0\0\0\0\0\x01hello.txt", 18, "\0\0\0\0\0\0\0\x05\x08", 9);
 	for (size_t i = 0; i < sizeof(text); i++)
-		text[i] = (uint8_t)"pstore chunk "[i % 13];
+		text[i] = (uint8_t) "pstore chunk "[i % 13];
 	for (size_t i = 0; i < sizeof(noise); i++)
 		noise[i] = (uint8_t)(i * 151 + 7);
 	chunk("zstd", text, sizeof(text), 3);

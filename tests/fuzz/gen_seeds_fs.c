@@ -38,8 +38,8 @@ int main(int argc, char **argv)
 	static uint8_t val[MIRROR_INODE_MAX];
 	uint8_t key[FS_KEY_MAX];
 	struct fs_dirent_val d = {.ino = 5, .type = S_IFREG};
-	struct alloc_chunk_ref r = {.stored_len = 4000, .raw_len = 9000, .n_vendors = 2,
-				    .vendors = {1, 3}};
+	struct alloc_chunk_ref r = {
+	    .stored_len = 4000, .raw_len = 9000, .n_vendors = 2, .vendors = {1, 3}};
 	size_t kl, vl;
 
 	if (argc != 2) {

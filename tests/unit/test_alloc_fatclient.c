@@ -37,13 +37,13 @@ static pthread_t loop_thread;
 static struct xport_server *srv;
 static struct xport_tls *stls, *ctls;
 static int hang_fd = -1;
-static unsigned volume_gets;  /* loop thread only writes; read after calls return */
+static unsigned volume_gets; /* loop thread only writes; read after calls return */
 static bool bad_order;
 
 static void reply_volume(struct xport_req *req)
 {
-	Pstore__VolumeGet *in = (Pstore__VolumeGet *)xport_req_unpack(req,
-		&pstore__volume_get__descriptor);
+	Pstore__VolumeGet *in =
+	    (Pstore__VolumeGet *)xport_req_unpack(req, &pstore__volume_get__descriptor);
 	Pstore__VolumeInfo out = PSTORE__VOLUME_INFO__INIT;
 	uint8_t id[16] = {1, 2, 3};
 
@@ -69,8 +69,8 @@ static void reply_volume(struct xport_req *req)
 /* Keys "k0".."k6" in pages of PAGE, after the `after` key. */
 static void reply_meta(struct xport_req *req)
 {
-	Pstore__ListRequest *in = (Pstore__ListRequest *)xport_req_unpack(req,
-		&pstore__list_request__descriptor);
+	Pstore__ListRequest *in =
+	    (Pstore__ListRequest *)xport_req_unpack(req, &pstore__list_request__descriptor);
 	Pstore__MetaListReply out = PSTORE__META_LIST_REPLY__INIT;
 	Pstore__MetaOp ops[PAGE], *opp[PAGE];
 	char keys[PAGE][8];
@@ -167,7 +167,8 @@ static int setup(void **state)
 		 getenv("PKI_SH_DIR") ? getenv("PKI_SH_DIR") : ".", pki);
 	if (system(cmd) != 0)
 		return -1;
-	stls = xport_tls_new(pki_file("ca.crt"), pki_file("fat_1.crt"), pki_file("fat_1.key"), true);
+	stls = xport_tls_new(pki_file("ca.crt"), pki_file("fat_1.crt"), pki_file("fat_1.key"),
+			     true);
 	ctls = xport_tls_new(pki_file("ca.crt"), pki_file("client_t.crt"),
 			     pki_file("client_t.key"), false);
 	if (!stls || !ctls)
@@ -320,10 +321,10 @@ static void test_meta_paging_and_statfs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_failover_and_last_good),
-		cmocka_unit_test(test_server_error_at_once),
-		cmocka_unit_test(test_gives_up_bounded),
-		cmocka_unit_test(test_meta_paging_and_statfs),
+	    cmocka_unit_test(test_failover_and_last_good),
+	    cmocka_unit_test(test_server_error_at_once),
+	    cmocka_unit_test(test_gives_up_bounded),
+	    cmocka_unit_test(test_meta_paging_and_statfs),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -172,11 +172,11 @@ static void test_one_lease_per_chain(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_distinct_and_charged),
-		cmocka_unit_test(test_heads_rotate),
-		cmocka_unit_test(test_reservations_respected),
-		cmocka_unit_test(test_failed_replaced),
-		cmocka_unit_test(test_one_lease_per_chain),
+	    cmocka_unit_test(test_distinct_and_charged),
+	    cmocka_unit_test(test_heads_rotate),
+	    cmocka_unit_test(test_reservations_respected),
+	    cmocka_unit_test(test_failed_replaced),
+	    cmocka_unit_test(test_one_lease_per_chain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

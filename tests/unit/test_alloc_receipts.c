@@ -104,9 +104,9 @@ static void test_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_batch_due),
-		cmocka_unit_test(test_putback_order),
-		cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_batch_due),
+	    cmocka_unit_test(test_putback_order),
+	    cmocka_unit_test(test_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,10 +120,10 @@ static void test_failure_pushes_back(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_faster_first),
-		cmocka_unit_test(test_ewma_moves),
-		cmocka_unit_test(test_untried_neutral),
-		cmocka_unit_test(test_failure_pushes_back),
+	    cmocka_unit_test(test_faster_first),
+	    cmocka_unit_test(test_ewma_moves),
+	    cmocka_unit_test(test_untried_neutral),
+	    cmocka_unit_test(test_failure_pushes_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

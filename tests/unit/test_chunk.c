@@ -127,8 +127,8 @@ static void test_cap_tokens(void **state)
 {
 	char path[128], path2[128];
 	struct cap_key *k, *k2, *pub;
-	struct cap_token t = {.vendor_id = 4, .lease_id = 77, .byte_limit = 1 << 20,
-			      .expiry_ms = 123456};
+	struct cap_token t = {
+	    .vendor_id = 4, .lease_id = 77, .byte_limit = 1 << 20, .expiry_ms = 123456};
 	struct cap_token v;
 	uint8_t pk[32], *tok;
 	size_t len;
@@ -186,10 +186,10 @@ static void test_cap_tokens(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hdr_roundtrip),
-		cmocka_unit_test(test_hdr_rejects),
-		cmocka_unit_test(test_codec),
-		cmocka_unit_test(test_cap_tokens),
+	    cmocka_unit_test(test_hdr_roundtrip),
+	    cmocka_unit_test(test_hdr_rejects),
+	    cmocka_unit_test(test_codec),
+	    cmocka_unit_test(test_cap_tokens),
 	};
 
 	log_init("test_chunk", LOG_WARN);

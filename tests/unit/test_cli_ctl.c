@@ -140,11 +140,11 @@ static void test_no_socket(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_socket_path),
-		cmocka_unit_test(test_find_mount),
-		cmocka_unit_test(test_request_reply),
-		cmocka_unit_test(test_bad_and_missing_replies),
-		cmocka_unit_test(test_no_socket),
+	    cmocka_unit_test(test_socket_path),
+	    cmocka_unit_test(test_find_mount),
+	    cmocka_unit_test(test_request_reply),
+	    cmocka_unit_test(test_bad_and_missing_replies),
+	    cmocka_unit_test(test_no_socket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

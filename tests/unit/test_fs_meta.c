@@ -177,11 +177,12 @@ static void test_chunks_and_frees(void **state)
 	assert_int_equal(meta_chunk_get(&t, 5, 2, &got), -ENOENT);
 	assert_int_equal(meta_chunk_get(&t, 6, 0, &got), 0);
 	ch.ref.chunk_id[1] = 2;
-	assert_int_equal(meta_mark_get(&t, FS_MARK_FREED, ch.ref.chunk_id, CHUNK_ID_LEN, &mk), 0);
+	assert_int_equal(meta_mark_get(&t, FS_MARK_FREED, ch.ref.chunk_id, CHUNK_ID_LEN, &mk),
+			 0);
 	assert_int_equal(meta_mark_get(&t, FS_MARK_DATA, key, mirror_key_chunk(key, 5, 3), &mk),
 			 -ENOENT);
-	assert_int_equal(meta_mark_get(&t, FS_MARK_MIRROR, key, mirror_key_chunk(key, 5, 3), &mk),
-			 0);
+	assert_int_equal(
+	    meta_mark_get(&t, FS_MARK_MIRROR, key, mirror_key_chunk(key, 5, 3), &mk), 0);
 	assert_int_equal(meta_commit(&t), 0);
 	/* 2 frees + 2 mirror keys; the data mark of chunk 3 is gone */
 	assert_int_equal(count_marks(c->m, &min_seq), 4);
@@ -189,7 +190,8 @@ static void test_chunks_and_frees(void **state)
 	/* marks keep their oldest sequence and take the newest */
 	assert_int_equal(meta_begin(c->m, true, &t), 0);
 	assert_int_equal(meta_chunk_dirty(&t, 5, 0), 0);
-	assert_int_equal(meta_mark_get(&t, FS_MARK_DATA, key, mirror_key_chunk(key, 5, 0), &mk), 0);
+	assert_int_equal(meta_mark_get(&t, FS_MARK_DATA, key, mirror_key_chunk(key, 5, 0), &mk),
+			 0);
 	{
 		uint64_t first = mk.first_seq;
 
@@ -251,7 +253,8 @@ static void test_purge_and_recover(void **state)
 	assert_int_equal(meta_inode_get(&t, 9, in), -ENOENT);
 	assert_int_equal(meta_chunk_get(&t, 9, 0, &ch), -ENOENT);
 	ch.ref.chunk_id[0] = 0x77; /* its committed chunk is to be freed */
-	assert_int_equal(meta_mark_get(&t, FS_MARK_FREED, ch.ref.chunk_id, CHUNK_ID_LEN, &mk), 0);
+	assert_int_equal(meta_mark_get(&t, FS_MARK_FREED, ch.ref.chunk_id, CHUNK_ID_LEN, &mk),
+			 0);
 	assert_int_equal(meta_mark_get(&t, FS_MARK_DATA, key, 17, &mk), 0);
 	assert_int_equal(mk.uploading, 0);
 	assert_int_equal(meta_inode_get(&t, 10, in), 0);
@@ -286,10 +289,10 @@ static void test_settings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_chunks_and_frees, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_purge_and_recover, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunks_and_frees, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_purge_and_recover, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -295,9 +295,12 @@ static void test_fuzz(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_inode_roundtrip), cmocka_unit_test(test_inode_hostile),
-		cmocka_unit_test(test_dirent),          cmocka_unit_test(test_chunk),
-		cmocka_unit_test(test_keys),            cmocka_unit_test(test_fuzz),
+	    cmocka_unit_test(test_inode_roundtrip),
+	    cmocka_unit_test(test_inode_hostile),
+	    cmocka_unit_test(test_dirent),
+	    cmocka_unit_test(test_chunk),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_fuzz),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

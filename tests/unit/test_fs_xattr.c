@@ -158,8 +158,8 @@ static void test_mirror_encoding(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_store, setup, teardown),
-		cmocka_unit_test(test_mirror_encoding),
+	    cmocka_unit_test_setup_teardown(test_store, setup, teardown),
+	    cmocka_unit_test(test_mirror_encoding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

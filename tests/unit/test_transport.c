@@ -33,8 +33,8 @@ static struct xport_tls *stls, *ctls;
 static void *worker_reply(void *arg)
 {
 	struct xport_req *req = arg;
-	Pstore__VolumeGet *in = (Pstore__VolumeGet *)xport_req_unpack(req,
-		&pstore__volume_get__descriptor);
+	Pstore__VolumeGet *in =
+	    (Pstore__VolumeGet *)xport_req_unpack(req, &pstore__volume_get__descriptor);
 	Pstore__VolumeInfo out = PSTORE__VOLUME_INFO__INIT;
 
 	usleep(1000);
@@ -95,11 +95,12 @@ static int setup(void **state)
 
 	(void)state;
 	snprintf(pki, sizeof(pki), "/tmp/pstore-test-pki-%d", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "%s/pki.sh %s fat:1 client:t", getenv("PKI_SH_DIR") ?
-		 getenv("PKI_SH_DIR") : ".", pki);
+	snprintf(cmd, sizeof(cmd), "%s/pki.sh %s fat:1 client:t",
+		 getenv("PKI_SH_DIR") ? getenv("PKI_SH_DIR") : ".", pki);
 	if (system(cmd) != 0)
 		return -1;
-	stls = xport_tls_new(pki_file("ca.crt"), pki_file("fat_1.crt"), pki_file("fat_1.key"), true);
+	stls = xport_tls_new(pki_file("ca.crt"), pki_file("fat_1.crt"), pki_file("fat_1.key"),
+			     true);
 	ctls = xport_tls_new(pki_file("ca.crt"), pki_file("client_t.crt"),
 			     pki_file("client_t.key"), false);
 	if (!stls || !ctls)
@@ -146,7 +147,9 @@ static void test_call_roundtrip(void **state)
 		Pstore__VolumeInfo *vi;
 
 		assert_int_equal(xport_call(pool, addr, MSG_VOLUME_GET, &req.base, data, len,
-					    &pstore__volume_info__descriptor, &r, 5000, NULL, 0), 0);
+					    &pstore__volume_info__descriptor, &r, 5000, NULL,
+					    0),
+				 0);
 		vi = (Pstore__VolumeInfo *)r.msg;
 		assert_string_equal(vi->name, "hello");
 		assert_int_equal(vi->copies, len);
@@ -169,37 +172,42 @@ static void test_expected_peer(void **state)
 
 	(void)state;
 	assert_int_equal(xport_pool_expect(pool, addr, "fat:"), 0);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), 0);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0), 0);
 	xport_reply_clear(&r);
 	/* the idle connection is not reused for someone else */
 	assert_int_equal(xport_pool_expect(pool, addr, "vendor:3"), 0);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), -EACCES);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0),
+	    -EACCES);
 	xport_reply_clear(&r);
 	assert_int_equal(xport_pool_expect(pool, addr, "fat:2"), 0);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), -EACCES);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0),
+	    -EACCES);
 	xport_reply_clear(&r);
 	assert_int_equal(xport_pool_expect(pool, addr, "fat:1"), 0);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), 0);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0), 0);
 	xport_reply_clear(&r);
 	/* a per-call expectation wins over the pool's */
 	assert_int_equal(xport_call2_expect(pool, addr, "client:", MSG_PING, &e.base, NULL, 0,
-					    NULL, 0, NULL, &r, 5000, NULL, 0), -EACCES);
+					    NULL, 0, NULL, &r, 5000, NULL, 0),
+			 -EACCES);
 	xport_reply_clear(&r);
 	assert_int_equal(xport_call2_expect(pool, addr, "fat:1", MSG_PING, &e.base, NULL, 0,
-					    NULL, 0, NULL, &r, 5000, NULL, 0), 0);
+					    NULL, 0, NULL, &r, 5000, NULL, 0),
+			 0);
 	xport_reply_clear(&r);
 	/* "fat:" needs an id; no expectation: anyone of the CA */
 	assert_int_equal(xport_pool_expect(pool, addr, "fat"), 0);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), -EACCES);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0),
+	    -EACCES);
 	xport_reply_clear(&r);
 	assert_int_equal(xport_pool_expect(pool, addr, NULL), 0);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), 0);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0), 0);
 	xport_reply_clear(&r);
 	xport_pool_free(pool);
 }
@@ -213,12 +221,13 @@ static void test_error_reply(void **state)
 
 	(void)state;
 	assert_int_equal(xport_call(pool, addr, MSG_STATFS, &e.base, NULL, 0, NULL, &r, 5000,
-				    err, sizeof(err)), -ENOSPC);
+				    err, sizeof(err)),
+			 -ENOSPC);
 	assert_string_equal(err, "peer client:t is full");
 	xport_reply_clear(&r);
 	/* the connection stays usable after an error reply */
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000,
-				    NULL, 0), 0);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 5000, NULL, 0), 0);
 	xport_reply_clear(&r);
 	xport_pool_free(pool);
 }
@@ -230,11 +239,12 @@ static void test_abort_then_serve(void **state)
 	struct xport_reply r;
 
 	(void)state;
-	assert_int_equal(xport_call(pool, addr, MSG_COMMIT, &e.base, NULL, 0, NULL, &r, 3000,
-				    NULL, 0), -ECONNRESET);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_COMMIT, &e.base, NULL, 0, NULL, &r, 3000, NULL, 0),
+	    -ECONNRESET);
 	xport_reply_clear(&r);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 3000,
-				    NULL, 0), 0);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 3000, NULL, 0), 0);
 	xport_reply_clear(&r);
 	xport_pool_free(pool);
 }
@@ -263,8 +273,8 @@ static void test_garbage_and_plaintext(void **state)
 			;
 	}
 	close(fd);
-	assert_int_equal(xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 3000,
-				    NULL, 0), 0);
+	assert_int_equal(
+	    xport_call(pool, addr, MSG_PING, &e.base, NULL, 0, NULL, &r, 3000, NULL, 0), 0);
 	xport_reply_clear(&r);
 	xport_pool_free(pool);
 }
@@ -288,13 +298,15 @@ static void test_refused_and_timeout(void **state)
 	getsockname(lfd, (struct sockaddr *)&sa, &sl);
 	snprintf(a, sizeof(a), "127.0.0.1:%u", ntohs(sa.sin_port));
 	t0 = now_ms();
-	assert_int_equal(xport_call(pool, a, MSG_PING, &e.base, NULL, 0, NULL, &r, 300, NULL, 0),
-			 -ETIMEDOUT);
+	assert_int_equal(
+	    xport_call(pool, a, MSG_PING, &e.base, NULL, 0, NULL, &r, 300, NULL, 0),
+	    -ETIMEDOUT);
 	assert_true(now_ms() - t0 < 2000);
 	close(lfd);
 	xport_reply_clear(&r);
-	assert_int_equal(xport_call(pool, a, MSG_PING, &e.base, NULL, 0, NULL, &r, 300, NULL, 0),
-			 -ECONNREFUSED);
+	assert_int_equal(
+	    xport_call(pool, a, MSG_PING, &e.base, NULL, 0, NULL, &r, 300, NULL, 0),
+	    -ECONNREFUSED);
 	xport_reply_clear(&r);
 	xport_pool_free(pool);
 }
@@ -363,14 +375,14 @@ static void test_frame_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_frame_bounds),
-		cmocka_unit_test(test_call_roundtrip),
-		cmocka_unit_test(test_error_reply),
-		cmocka_unit_test(test_expected_peer),
-		cmocka_unit_test(test_abort_then_serve),
-		cmocka_unit_test(test_garbage_and_plaintext),
-		cmocka_unit_test(test_refused_and_timeout),
-		cmocka_unit_test(test_parallel_callers),
+	    cmocka_unit_test(test_frame_bounds),
+	    cmocka_unit_test(test_call_roundtrip),
+	    cmocka_unit_test(test_error_reply),
+	    cmocka_unit_test(test_expected_peer),
+	    cmocka_unit_test(test_abort_then_serve),
+	    cmocka_unit_test(test_garbage_and_plaintext),
+	    cmocka_unit_test(test_refused_and_timeout),
+	    cmocka_unit_test(test_parallel_callers),
 	};
 
 	log_init("test_transport", getenv("XPORT_DEBUG") ? LOG_DEBUG : LOG_WARN);
