@@ -406,6 +406,29 @@ int repair_dead_vendors(void);
 /* ---- mirror.c: rebuild ---- */
 int mirror_rebuild(void);
 
+/* ---- mirror.c: an in-memory list of mirror (key, value) pairs ----
+ * Owned copies, for comparing the FAT mirror with the local state (fsck.c,
+ * refresh.c).  A zeroed struct mirror_kvs is an empty list. */
+struct mirror_kv {
+	uint8_t *key, *val;
+	size_t klen, vlen;
+};
+struct mirror_kvs {
+	struct mirror_kv *v;
+	size_t n, cap;
+};
+int mirror_kvs_add(struct mirror_kvs *s, const uint8_t *key, size_t klen, const uint8_t *val,
+		   size_t vlen);
+/* A meta_raw_cb / alloc_meta_cb: arg is the struct mirror_kvs to add to. */
+int mirror_kvs_add_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+		      void *arg);
+/* Sorts by key (memcmp order, shorter first); mirror_kvs_find needs it. */
+void mirror_kvs_sort(struct mirror_kvs *s);
+const struct mirror_kv *mirror_kvs_find(const struct mirror_kvs *s, const uint8_t *key,
+					size_t klen);
+/* Frees the entries and leaves s empty. */
+void mirror_kvs_free(struct mirror_kvs *s);
+
 /* ---- control.c ---- */
 int control_start(const char *mountpoint);
 void control_stop(void);

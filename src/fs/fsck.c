@@ -33,16 +33,6 @@
 
 #define FSCK_MAX_LISTED 200
 
-struct kv {
-	uint8_t *key, *val;
-	size_t klen, vlen;
-};
-
-struct kvs {
-	struct kv *v;
-	size_t n, cap;
-};
-
 struct ino_info {
 	uint64_t ino, size;
 	uint32_t mode, nlink;
@@ -59,7 +49,7 @@ struct fat_chunk {
 struct fsck {
 	json_object *errors, *warnings;
 	uint64_t n_errors, n_warnings;
-	struct kvs mir, local;
+	struct mirror_kvs mir, local;
 	struct ino_info *inodes;
 	size_t n_inodes;
 	struct fat_chunk *chunks;
@@ -83,65 +73,6 @@ static void finding(struct fsck *f, bool error, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	json_object_array_add(error ? f->errors : f->warnings, json_object_new_string(buf));
-}
-
-static int kvs_add(struct kvs *s, const uint8_t *key, size_t klen, const uint8_t *val,
-		   size_t vlen)
-{
-	struct kv *x;
-
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 1024;
-		struct kv *p = realloc(s->v, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		s->v = p;
-		s->cap = cap;
-	}
-	x = &s->v[s->n];
-	x->key = malloc(klen + 1);
-	x->val = malloc(vlen + 1);
-	if (!x->key || !x->val) {
-		free(x->key);
-		free(x->val);
-		return -ENOMEM;
-	}
-	memcpy(x->key, key, klen);
-	memcpy(x->val, val, vlen);
-	x->klen = klen;
-	x->vlen = vlen;
-	s->n++;
-	return 0;
-}
-
-static void kvs_free(struct kvs *s)
-{
-	for (size_t i = 0; i < s->n; i++) {
-		free(s->v[i].key);
-		free(s->v[i].val);
-	}
-	free(s->v);
-}
-
-static int kv_cmp(const void *a, const void *b)
-{
-	const struct kv *x = a, *y = b;
-	int c = memcmp(x->key, y->key, MIN(x->klen, y->klen));
-
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-static const struct kv *kvs_find(const struct kvs *s, const uint8_t *key, size_t klen)
-{
-	struct kv k = {.key = (uint8_t *)key, .klen = klen};
-
-	return s->n ? bsearch(&k, s->v, s->n, sizeof(*s->v), kv_cmp) : NULL;
-}
-
-static int mir_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
-{
-	return kvs_add(arg, key, klen, val, vlen);
 }
 
 static int ino_cmp(const void *a, const void *b)
@@ -274,7 +205,7 @@ static int collect_inodes(struct fsck *f)
 	if (!f->inodes)
 		return -ENOMEM;
 	for (size_t i = 0; i < f->mir.n; i++) {
-		struct kv *x = &f->mir.v[i];
+		struct mirror_kv *x = &f->mir.v[i];
 		uint64_t a, b;
 		const char *nm;
 		size_t nl;
@@ -306,7 +237,7 @@ static int collect_inodes(struct fsck *f)
 static void check_entries(struct fsck *f)
 {
 	for (size_t i = 0; i < f->mir.n; i++) {
-		struct kv *x = &f->mir.v[i];
+		struct mirror_kv *x = &f->mir.v[i];
 		uint64_t a, b;
 		const char *nm;
 		size_t nl;
@@ -433,20 +364,14 @@ static void check_links(struct fsck *f)
 	}
 }
 
-static int local_ns_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		       void *arg)
-{
-	return kvs_add(arg, key, klen, val, vlen);
-}
-
 static int local_chunk_cb(uint64_t ino, uint64_t idx, const struct fs_chunk *c, void *arg)
 {
 	uint8_t key[17], val[MIRROR_CHUNK_MAX];
 
 	if (!(c->flags & FS_CHUNK_REF))
 		return 0;
-	return kvs_add(arg, key, mirror_key_chunk(key, ino, idx), val,
-		       mirror_chunk_encode(&c->ref, val));
+	return mirror_kvs_add(arg, key, mirror_key_chunk(key, ino, idx), val,
+			      mirror_chunk_encode(&c->ref, val));
 }
 
 /* This mount's local state against the mirror (after the sync). */
@@ -457,24 +382,25 @@ static int check_local(struct fsck *f)
 
 	if (rc < 0)
 		return rc;
-	rc = meta_ns_iter(&t, local_ns_cb, &f->local);
+	rc = meta_ns_iter(&t, mirror_kvs_add_cb, &f->local);
 	if (rc == 0)
 		rc = meta_chunk_iter(&t, local_chunk_cb, &f->local);
 	meta_abort(&t);
 	if (rc < 0)
 		return rc;
-	qsort(f->local.v, f->local.n, sizeof(*f->local.v), kv_cmp);
+	mirror_kvs_sort(&f->local);
 	for (size_t i = 0; i < f->local.n; i++) {
-		const struct kv *l = &f->local.v[i], *m = kvs_find(&f->mir, l->key, l->klen);
+		const struct mirror_kv *l = &f->local.v[i],
+				       *m = mirror_kvs_find(&f->mir, l->key, l->klen);
 
 		if (!m || m->vlen != l->vlen || memcmp(m->val, l->val, l->vlen) != 0)
 			finding(f, true, "local state differs from the FAT: key '%c' %s",
 				l->key[0], m ? "has another value" : "is missing at the FAT");
 	}
 	for (size_t i = 0; i < f->mir.n; i++) {
-		const struct kv *m = &f->mir.v[i];
+		const struct mirror_kv *m = &f->mir.v[i];
 
-		if (!kvs_find(&f->local, m->key, m->klen))
+		if (!mirror_kvs_find(&f->local, m->key, m->klen))
 			finding(f, true,
 				"local state differs from the FAT: key '%c' is only at the FAT",
 				m->key[0]);
@@ -501,7 +427,7 @@ json_object *fsck_run(bool sync_first)
 				strerror(-rc));
 		synced = rc == 0;
 	}
-	rc = alloc_meta_list_counted(fs.alloc, mir_cb, &f.mir, &unopened);
+	rc = alloc_meta_list_counted(fs.alloc, mirror_kvs_add_cb, &f.mir, &unopened);
 	if (rc == 0 && unopened)
 		finding(&f, true,
 			"%" PRIu64 " metadata mirror entries do not open with the volume key "
@@ -512,7 +438,7 @@ json_object *fsck_run(bool sync_first)
 	if (rc == 0)
 		rc = list_alive(&f);
 	if (rc == 0) {
-		qsort(f.mir.v, f.mir.n, sizeof(*f.mir.v), kv_cmp);
+		mirror_kvs_sort(&f.mir);
 		rc = collect_inodes(&f);
 	}
 	if (rc == 0) {
@@ -539,8 +465,8 @@ json_object *fsck_run(bool sync_first)
 		json_object_object_add(r, "fat_chunks", json_object_new_uint64(f.n_chunks));
 		json_object_object_add(r, "local_checked", json_object_new_boolean(synced));
 	}
-	kvs_free(&f.mir);
-	kvs_free(&f.local);
+	mirror_kvs_free(&f.mir);
+	mirror_kvs_free(&f.local);
 	free(f.inodes);
 	free(f.chunks);
 	free(f.alive);

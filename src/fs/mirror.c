@@ -2,7 +2,8 @@
  * mirror.c - the one encoding of pstorefs' metadata, used for the FAT's
  * per-volume metadata mirror (opaque keys and values) and, identically, for
  * the local LMDB namespace; plus the rebuild of an empty local state from the
- * mirror.
+ * mirror, and the in-memory (key, value) lists with which fsck.c and
+ * refresh.c compare the mirror with the local state.
  *
  * Keys:   'i' ino(be64)                  -> inode record
  *         'd' parent(be64) name          -> dirent record
@@ -469,4 +470,74 @@ fail:
 	free(root);
 	meta_abort(&rb.t);
 	return rc;
+}
+
+/* ---- an in-memory list of mirror (key, value) pairs (fsck, refresh) ---- */
+
+int mirror_kvs_add(struct mirror_kvs *s, const uint8_t *key, size_t klen, const uint8_t *val,
+		   size_t vlen)
+{
+	struct mirror_kv *x;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 1024;
+		struct mirror_kv *p = realloc(s->v, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->v = p;
+		s->cap = cap;
+	}
+	x = &s->v[s->n];
+	x->key = malloc(klen + 1);
+	x->val = malloc(vlen + 1);
+	if (!x->key || !x->val) {
+		free(x->key);
+		free(x->val);
+		return -ENOMEM;
+	}
+	memcpy(x->key, key, klen);
+	memcpy(x->val, val, vlen);
+	x->klen = klen;
+	x->vlen = vlen;
+	s->n++;
+	return 0;
+}
+
+int mirror_kvs_add_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+		      void *arg)
+{
+	return mirror_kvs_add(arg, key, klen, val, vlen);
+}
+
+static int kv_cmp(const void *a, const void *b)
+{
+	const struct mirror_kv *x = a, *y = b;
+	int c = memcmp(x->key, y->key, MIN(x->klen, y->klen));
+
+	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+void mirror_kvs_sort(struct mirror_kvs *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), kv_cmp);
+}
+
+const struct mirror_kv *mirror_kvs_find(const struct mirror_kvs *s, const uint8_t *key,
+					size_t klen)
+{
+	struct mirror_kv k = {.key = (uint8_t *)key, .klen = klen};
+
+	return s->n ? bsearch(&k, s->v, s->n, sizeof(*s->v), kv_cmp) : NULL;
+}
+
+void mirror_kvs_free(struct mirror_kvs *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].key);
+		free(s->v[i].val);
+	}
+	free(s->v);
+	memset(s, 0, sizeof(*s));
 }

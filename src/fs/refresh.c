@@ -92,79 +92,6 @@ int refresh_prepare_state(void)
 
 /* ---- one refresh ---- */
 
-struct item {
-	uint8_t *key, *val;
-	size_t klen, vlen;
-};
-
-struct items {
-	struct item *v;
-	size_t n, cap;
-};
-
-static int items_add(struct items *it, const uint8_t *key, size_t klen, const uint8_t *val,
-		     size_t vlen)
-{
-	struct item *x;
-
-	if (it->n == it->cap) {
-		size_t cap = it->cap ? 2 * it->cap : 1024;
-		struct item *p = realloc(it->v, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		it->v = p;
-		it->cap = cap;
-	}
-	x = &it->v[it->n];
-	x->key = malloc(klen + 1);
-	x->val = malloc(vlen + 1);
-	if (!x->key || !x->val) {
-		free(x->key);
-		free(x->val);
-		return -ENOMEM;
-	}
-	memcpy(x->key, key, klen);
-	memcpy(x->val, val, vlen);
-	x->klen = klen;
-	x->vlen = vlen;
-	it->n++;
-	return 0;
-}
-
-static void items_free(struct items *it)
-{
-	for (size_t i = 0; i < it->n; i++) {
-		free(it->v[i].key);
-		free(it->v[i].val);
-	}
-	free(it->v);
-	memset(it, 0, sizeof(*it));
-}
-
-static int key_cmp(const struct item *a, const struct item *b)
-{
-	int c = memcmp(a->key, b->key, MIN(a->klen, b->klen));
-
-	return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
-}
-
-static int item_cmp(const void *a, const void *b)
-{
-	return key_cmp(a, b);
-}
-
-static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
-{
-	return items_add(arg, key, klen, val, vlen);
-}
-
-static int local_ns_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-		       void *arg)
-{
-	return items_add(arg, key, klen, val, vlen);
-}
-
 /* Local chunk records as items: key = 'c' key, val = flags(4) + chunk id. */
 static int local_chunk_cb(uint64_t ino, uint64_t idx, const struct fs_chunk *c, void *arg)
 {
@@ -172,14 +99,7 @@ static int local_chunk_cb(uint64_t ino, uint64_t idx, const struct fs_chunk *c, 
 
 	memcpy(val, &c->flags, 4);
 	memcpy(val + 4, c->ref.chunk_id, CHUNK_ID_LEN);
-	return items_add(arg, key, mirror_key_chunk(key, ino, idx), val, sizeof(val));
-}
-
-static const struct item *find(const struct items *it, const uint8_t *key, size_t klen)
-{
-	struct item k = {.key = (uint8_t *)key, .klen = klen};
-
-	return it->n ? bsearch(&k, it->v, it->n, sizeof(*it->v), item_cmp) : NULL;
+	return mirror_kvs_add(arg, key, mirror_key_chunk(key, ino, idx), val, sizeof(val));
 }
 
 struct touched {
@@ -212,7 +132,8 @@ static int u64_cmp(const void *a, const void *b)
 }
 
 /* Puts one mirror item into the new local state. */
-static int apply_item(struct fs_txn *t, const struct item *x, const struct items *old_chunks)
+static int apply_item(struct fs_txn *t, const struct mirror_kv *x,
+		      const struct mirror_kvs *old_chunks)
 {
 	uint64_t a, b;
 	const char *name;
@@ -249,12 +170,12 @@ static int apply_item(struct fs_txn *t, const struct item *x, const struct items
 			rc = meta_xattr_put(t, a, xn, v, vl, false);
 	} else if (kind == FS_KEY_CHUNK) {
 		struct fs_chunk c = {.flags = FS_CHUNK_REF};
-		const struct item *o;
+		const struct mirror_kv *o;
 
 		rc = mirror_chunk_decode(x->val, x->vlen, &c.ref);
 		if (rc == 0 && c.ref.raw_len > fs.chunk_size)
 			rc = -EBADMSG;
-		o = rc == 0 ? find(old_chunks, x->key, x->klen) : NULL;
+		o = rc == 0 ? mirror_kvs_find(old_chunks, x->key, x->klen) : NULL;
 		if (o && o->vlen == 4 + CHUNK_ID_LEN &&
 		    memcmp(o->val + 4, c.ref.chunk_id, CHUNK_ID_LEN) == 0) {
 			uint32_t fl;
@@ -273,11 +194,11 @@ static int apply_item(struct fs_txn *t, const struct item *x, const struct items
 	return rc;
 }
 
-static uint64_t inode_size(const struct items *it, uint64_t ino, bool *found)
+static uint64_t inode_size(const struct mirror_kvs *it, uint64_t ino, bool *found)
 {
 	uint8_t key[9];
 	size_t kl = mirror_key_inode(key, ino);
-	const struct item *x = find(it, key, kl);
+	const struct mirror_kv *x = mirror_kvs_find(it, key, kl);
 	struct fs_inode *in;
 	uint64_t size = 0;
 
@@ -294,21 +215,21 @@ static uint64_t inode_size(const struct items *it, uint64_t ino, bool *found)
 
 static int do_refresh(void)
 {
-	struct items mir = {0}, ns = {0}, chunks = {0};
+	struct mirror_kvs mir = {0}, ns = {0}, chunks = {0};
 	struct touched inval = {0}, fix = {0};
 	struct fs_node **nodes = NULL;
 	struct fs_txn t;
 	size_t i, j;
 	int rc;
 
-	rc = alloc_meta_list(fs.alloc, list_cb, &mir);
+	rc = alloc_meta_list(fs.alloc, mirror_kvs_add_cb, &mir);
 	if (rc < 0)
 		goto out;
-	qsort(mir.v, mir.n, sizeof(*mir.v), item_cmp);
+	mirror_kvs_sort(&mir);
 	rc = meta_begin(fs.meta, false, &t);
 	if (rc < 0)
 		goto out;
-	rc = meta_ns_iter(&t, local_ns_cb, &ns);
+	rc = meta_ns_iter(&t, mirror_kvs_add_cb, &ns);
 	if (rc == 0)
 		rc = meta_chunk_iter(&t, local_chunk_cb, &chunks);
 	meta_abort(&t);
@@ -316,7 +237,7 @@ static int do_refresh(void)
 		goto out;
 	/* what changed: namespace keys (kernel caches), chunks (cache data) */
 	for (i = 0; rc == 0 && i < ns.n; i++) {
-		const struct item *x = find(&mir, ns.v[i].key, ns.v[i].klen);
+		const struct mirror_kv *x = mirror_kvs_find(&mir, ns.v[i].key, ns.v[i].klen);
 		uint64_t a, b;
 		const char *name;
 		size_t nlen;
@@ -330,7 +251,8 @@ static int do_refresh(void)
 			rc = touched_add(&inval, a);
 	}
 	for (i = 0; rc == 0 && i < chunks.n; i++) {
-		const struct item *x = find(&mir, chunks.v[i].key, chunks.v[i].klen);
+		const struct mirror_kv *x =
+		    mirror_kvs_find(&mir, chunks.v[i].key, chunks.v[i].klen);
 		struct alloc_chunk_ref ref;
 		uint64_t a, b;
 		const char *name;
@@ -353,10 +275,10 @@ static int do_refresh(void)
 
 		if (mirror_key_parse(mir.v[i].key, mir.v[i].klen, &a, &b, &name, &nlen) ==
 			FS_KEY_CHUNK &&
-		    !find(&chunks, mir.v[i].key, mir.v[i].klen))
+		    !mirror_kvs_find(&chunks, mir.v[i].key, mir.v[i].klen))
 			rc = touched_add(&inval, a);
 		else if (nlen && mir.v[i].key[0] == FS_KEY_DIRENT &&
-			 !find(&ns, mir.v[i].key, mir.v[i].klen))
+			 !mirror_kvs_find(&ns, mir.v[i].key, mir.v[i].klen))
 			fuse_lowlevel_notify_inval_entry(fs.se, a, name, nlen);
 	}
 	if (rc < 0)
@@ -397,14 +319,14 @@ static int do_refresh(void)
 			uint64_t a, b;
 			const char *name;
 			size_t nlen;
-			const struct item *x;
+			const struct mirror_kv *x;
 			struct alloc_chunk_ref ref;
 
 			mirror_key_parse(chunks.v[j].key, chunks.v[j].klen, &a, &b, &name,
 					 &nlen);
 			if (a != fix.ino[i])
 				continue;
-			x = find(&mir, chunks.v[j].key, chunks.v[j].klen);
+			x = mirror_kvs_find(&mir, chunks.v[j].key, chunks.v[j].klen);
 			if (x && mirror_chunk_decode(x->val, x->vlen, &ref) == 0 &&
 			    memcmp(ref.chunk_id, chunks.v[j].val + 4, CHUNK_ID_LEN) == 0)
 				continue;
@@ -441,9 +363,9 @@ out:
 	free(nodes);
 	free(inval.ino);
 	free(fix.ino);
-	items_free(&mir);
-	items_free(&ns);
-	items_free(&chunks);
+	mirror_kvs_free(&mir);
+	mirror_kvs_free(&ns);
+	mirror_kvs_free(&chunks);
 	return rc;
 }
 
