@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct json_object;
 struct xport_tls;
@@ -58,6 +59,11 @@ void cli_close(struct cli *c);
 /* "4.0 GiB" style; buf of at least 16 bytes. */
 const char *cli_human(uint64_t bytes, char *buf, size_t len);
 
+/* out.c: the options of a command taking only [--json] [--help] and no
+ * operand.  -1: go on (*json set); else the exit code to return (CLI_OK
+ * after --help, CLI_USAGE), usage already printed. */
+int cli_opts_json(int argc, char **argv, void (*usage)(FILE *), bool *json);
+
 /* cmd_volume.c: volume create|list|passwd */
 int cmd_volume(struct cli *c, int argc, char **argv);
 /* cmd_vendors.c: vendors [--json] */
@@ -86,5 +92,8 @@ int ctl_socket_path(const char *mnt, char *out, size_t len);
  * 0, -ECONNREFUSED/-ENOENT (no socket), -ETIMEDOUT, -EBADMSG. */
 int ctl_request(const char *mnt, struct json_object *req, int timeout_ms,
 		struct json_object **reply);
+/* NULL if a reply says "ok": true; else its "error" string, or "no reason
+ * given" (a string owned by reply, or static). */
+const char *ctl_reply_error(struct json_object *reply);
 
 #endif

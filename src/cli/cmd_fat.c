@@ -165,13 +165,8 @@ static int fat_status(struct cli *c, bool json)
 
 int cmd_fat(struct cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	bool json = false;
-	int opt;
+	int rc;
 
 	if (argc < 2 || strcmp(argv[1], "status") != 0) {
 		if (argc >= 2 &&
@@ -184,24 +179,9 @@ int cmd_fat(struct cli *c, int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			fat_usage(stdout);
-			return CLI_OK;
-		default:
-			fat_usage(stderr);
-			return CLI_USAGE;
-		}
-	}
-	if (optind != argc) {
-		fat_usage(stderr);
-		return CLI_USAGE;
-	}
+	rc = cli_opts_json(argc, argv, fat_usage, &json);
+	if (rc >= 0)
+		return rc;
 	if (cli_connect(c) < 0)
 		return CLI_FAIL;
 	return fat_status(c, json);

@@ -33,7 +33,8 @@ static int mount_of(const char *path, char *mnt, size_t len)
 
 static int ask(const char *mnt, const char *op, int timeout_ms, json_object **reply)
 {
-	json_object *req = json_object_new_object(), *jok, *jerr;
+	json_object *req = json_object_new_object();
+	const char *err;
 	int rc;
 
 	json_object_object_add(req, "op", json_object_new_string(op));
@@ -45,11 +46,9 @@ static int ask(const char *mnt, const char *op, int timeout_ms, json_object **re
 			rc == -ENOENT || rc == -ECONNREFUSED ? " (is pstorefs running?)" : "");
 		return rc;
 	}
-	if (!json_object_object_get_ex(*reply, "ok", &jok) || !json_object_get_boolean(jok)) {
-		fprintf(stderr, "pstore: %s: %s failed: %s\n", mnt, op,
-			json_object_object_get_ex(*reply, "error", &jerr)
-			    ? json_object_get_string(jerr)
-			    : "no reason given");
+	err = ctl_reply_error(*reply);
+	if (err) {
+		fprintf(stderr, "pstore: %s: %s failed: %s\n", mnt, op, err);
 		json_object_put(*reply);
 		*reply = NULL;
 		return -EIO;

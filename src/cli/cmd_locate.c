@@ -82,7 +82,8 @@ static int parse_args(int argc, char **argv, bool *json, int *timeout_ms, void (
 static int ask_mount(const char *path, const char *op, bool with_ino, int timeout_ms,
 		     json_object **reply, char *mnt, size_t mnt_len, uint64_t *ino)
 {
-	json_object *req, *ok, *err;
+	json_object *req;
+	const char *msg;
 	int rc;
 
 	rc = ctl_find_mount(path, mnt, mnt_len, ino);
@@ -110,11 +111,8 @@ static int ask_mount(const char *path, const char *op, bool with_ino, int timeou
 			strerror(-rc));
 		return CLI_FAIL;
 	}
-	if (!json_object_object_get_ex(*reply, "ok", &ok) || !json_object_get_boolean(ok)) {
-		const char *msg = "no reason given";
-
-		if (json_object_object_get_ex(*reply, "error", &err))
-			msg = json_object_get_string(err);
+	msg = ctl_reply_error(*reply);
+	if (msg) {
 		fprintf(stderr, "pstore: %s: %s\n", path, msg);
 		json_object_put(*reply);
 		*reply = NULL;

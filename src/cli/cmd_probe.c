@@ -83,7 +83,8 @@ int cmd_probe(struct cli *c, int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	json_object *req, *reply = NULL, *ok, *err;
+	json_object *req, *reply = NULL;
+	const char *err;
 	char mnt[PATH_MAX];
 	uint64_t ino, v, pin = 0;
 	bool json = false, set_pin = false;
@@ -138,11 +139,9 @@ int cmd_probe(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "pstore: control socket of mount %s: %s\n", mnt, strerror(-rc));
 		return CLI_FAIL;
 	}
-	if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
-		fprintf(stderr, "pstore: %s: %s\n", mnt,
-			json_object_object_get_ex(reply, "error", &err)
-			    ? json_object_get_string(err)
-			    : "no reason given");
+	err = ctl_reply_error(reply);
+	if (err) {
+		fprintf(stderr, "pstore: %s: %s\n", mnt, err);
 		json_object_put(reply);
 		return CLI_FAIL;
 	}

@@ -80,35 +80,15 @@ static void vendor_row(const Pstore__VendorRecord *v)
 
 int cmd_vendors(struct cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	Pstore__Empty req = PSTORE__EMPTY__INIT;
 	Pstore__VendorListReply *vl;
 	struct xport_reply rep;
 	bool json = false;
-	int opt, rc, ret = CLI_FAIL;
+	int rc, ret = CLI_FAIL;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			vendors_usage(stdout);
-			return CLI_OK;
-		default:
-			vendors_usage(stderr);
-			return CLI_USAGE;
-		}
-	}
-	if (optind != argc) {
-		vendors_usage(stderr);
-		return CLI_USAGE;
-	}
+	rc = cli_opts_json(argc, argv, vendors_usage, &json);
+	if (rc >= 0)
+		return rc;
 	if (cli_connect(c) < 0)
 		return CLI_FAIL;
 	memset(&rep, 0, sizeof(rep));

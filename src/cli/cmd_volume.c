@@ -176,35 +176,15 @@ static int volume_create(struct cli *c, int argc, char **argv)
 
 static int volume_list(struct cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	Pstore__Empty req = PSTORE__EMPTY__INIT;
 	struct xport_reply rep;
 	Pstore__VolumeList *vl;
 	bool json = false;
-	int opt, rc, ret = CLI_FAIL;
+	int rc, ret = CLI_FAIL;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			volume_usage(stdout);
-			return CLI_OK;
-		default:
-			volume_usage(stderr);
-			return CLI_USAGE;
-		}
-	}
-	if (optind != argc) {
-		volume_usage(stderr);
-		return CLI_USAGE;
-	}
+	rc = cli_opts_json(argc, argv, volume_usage, &json);
+	if (rc >= 0)
+		return rc;
 	if (cli_connect(c) < 0)
 		return CLI_FAIL;
 	memset(&rep, 0, sizeof(rep));

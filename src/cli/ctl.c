@@ -232,3 +232,13 @@ out:
 	close(fd);
 	return rc;
 }
+
+const char *ctl_reply_error(struct json_object *reply)
+{
+	json_object *ok, *err;
+
+	if (json_object_object_get_ex(reply, "ok", &ok) && json_object_get_boolean(ok))
+		return NULL;
+	return json_object_object_get_ex(reply, "error", &err) ? json_object_get_string(err)
+							       : "no reason given";
+}
