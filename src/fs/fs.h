@@ -440,6 +440,8 @@ void ops_fill(struct fuse_lowlevel_ops *ops);
  * shared with truncate in ops_ns.c. */
 int fs_truncate(uint64_t ino, uint64_t size);
 int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx);
+/* The local inode record of ino, in a read transaction of its own. */
+int fs_get_inode(uint64_t ino, struct fs_inode *in);
 /* Fetches chunk idx of ino without the node lock held during the transfer
  * (sequential readahead); 0 also when there was nothing to fetch. */
 int fs_prefetch_chunk(uint64_t ino, uint64_t idx);

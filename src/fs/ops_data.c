@@ -31,18 +31,6 @@
 
 #define ATIME_REFRESH_SEC (24 * 3600)
 
-static int get_inode(uint64_t ino, struct fs_inode *in)
-{
-	struct fs_txn t;
-	int rc = meta_begin(fs.meta, false, &t);
-
-	if (rc < 0)
-		return rc;
-	rc = meta_inode_get(&t, ino, in);
-	meta_abort(&t);
-	return rc;
-}
-
 static bool time_le(const struct fs_time *a, const struct fs_time *b)
 {
 	return a->sec < b->sec || (a->sec == b->sec && a->nsec <= b->nsec);
@@ -164,7 +152,7 @@ static int punch(uint64_t ino, uint64_t off, uint64_t len)
 		goto out;
 	}
 	pthread_mutex_lock(&n->lock);
-	rc = get_inode(ino, in);
+	rc = fs_get_inode(ino, in);
 	if (rc == 0 && (in->mode & S_IFMT) != S_IFREG)
 		rc = (in->mode & S_IFMT) == S_IFDIR ? -EISDIR : -ENODEV;
 	if (rc == 0 && off < in->size)
@@ -203,7 +191,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		goto out;
 	}
 	in = malloc(sizeof(*in));
-	rc = in ? get_inode(ino, in) : -ENOMEM;
+	rc = in ? fs_get_inode(ino, in) : -ENOMEM;
 	if (rc == 0 && (in->mode & S_IFMT) != S_IFREG)
 		rc = (in->mode & S_IFMT) == S_IFDIR ? -EISDIR : -ENODEV;
 	/* no preallocation: mode 0 only moves the end of the file */

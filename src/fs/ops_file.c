@@ -119,7 +119,7 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx)
 	return fetch_chunk(n, in, idx, NULL);
 }
 
-static int get_inode(uint64_t ino, struct fs_inode *in)
+int fs_get_inode(uint64_t ino, struct fs_inode *in)
 {
 	struct fs_txn t;
 	int rc = meta_begin(fs.meta, false, &t);
@@ -201,7 +201,7 @@ int fs_truncate(uint64_t ino, uint64_t size)
 		goto out_free;
 	}
 	pthread_mutex_lock(&n->lock);
-	rc = get_inode(ino, in);
+	rc = fs_get_inode(ino, in);
 	if (rc < 0)
 		goto out;
 	if ((in->mode & S_IFMT) != S_IFREG) {
@@ -293,7 +293,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_inode *in = malloc(sizeof(*in));
 	int rc;
 
-	rc = in ? get_inode(ino, in) : -ENOMEM;
+	rc = in ? fs_get_inode(ino, in) : -ENOMEM;
 	if (rc == 0 && (in->mode & S_IFMT) == S_IFDIR)
 		rc = -EISDIR;
 	else if (rc == 0 && (in->mode & S_IFMT) != S_IFREG)
@@ -343,7 +343,7 @@ int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
 		goto out;
 	}
 	pthread_mutex_lock(&n->lock);
-	rc = get_inode(ino, in);
+	rc = fs_get_inode(ino, in);
 	fd = rc == 0 ? node_fd(n, in->size) : rc;
 	rc = fd < 0 ? fd : meta_begin(fs.meta, false, &t);
 	if (rc == 0) {
@@ -367,7 +367,7 @@ int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
 	if (rc < 0)
 		goto out;
 	pthread_mutex_lock(&n->lock);
-	rc = get_inode(ino, in);
+	rc = fs_get_inode(ino, in);
 	fd = rc == 0 ? node_fd(n, in->size) : rc;
 	rc = fd < 0 ? fd : meta_begin(fs.meta, true, &t);
 	if (rc == 0) {
@@ -427,7 +427,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		ra_wait_chunks(n->ino, (uint64_t)off / fs.chunk_size,
 			       ((uint64_t)off + size - 1) / fs.chunk_size);
 	pthread_mutex_lock(&n->lock);
-	rc = get_inode(n->ino, in);
+	rc = fs_get_inode(n->ino, in);
 	if (rc < 0)
 		goto out;
 	if (off < 0 || (uint64_t)off >= in->size || size == 0) {
@@ -512,7 +512,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		return;
 	}
 	pthread_mutex_lock(&n->lock);
-	rc = get_inode(n->ino, in);
+	rc = fs_get_inode(n->ino, in);
 	if (rc == 0)
 		rc = fetch_unless_covered(n, in, first, from, to);
 	if (rc == 0 && last != first)
