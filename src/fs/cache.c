@@ -174,6 +174,101 @@ int cache_unlink(struct fs_cache *c, uint64_t ino)
 	return 0;
 }
 
+/* true if ino is gone from the store (-ENOENT); any other error keeps it */
+static bool inode_gone(struct fs_txn *t, struct fs_inode *in, uint64_t ino)
+{
+	return meta_inode_get(t, ino, in) == -ENOENT;
+}
+
+/* Punches the slots of slab fd (index idx) that hold data of inodes gone
+ * from the store; counts them in *n. */
+static int reclaim_slab(int fd, uint64_t idx, struct fs_inode *in, uint64_t *n)
+{
+	struct fs_txn t;
+	off_t off = 0;
+	int rc = meta_begin(fs.meta, false, &t);
+
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		uint64_t slot, ino;
+
+		if (data < 0) {
+			rc = errno == ENXIO ? 0 : -errno;
+			break;
+		}
+		slot = (uint64_t)data / CACHE_SLOT;
+		if (slot > CACHE_SLAB_MASK)
+			break;
+		ino = (idx << CACHE_SLAB_SHIFT) | slot;
+		if (inode_gone(&t, in, ino)) {
+			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)(slot * CACHE_SLOT), CACHE_SLOT) < 0) {
+				rc = -errno;
+				break;
+			}
+			(*n)++;
+		}
+		off = (off_t)((slot + 1) * CACHE_SLOT);
+	}
+	meta_abort(&t);
+	return rc;
+}
+
+int cache_reclaim(struct fs_cache *c, uint64_t *n_out)
+{
+	struct fs_inode *in = malloc(sizeof(*in));
+	DIR *d = opendir(c->dir);
+	struct dirent *de;
+	uint64_t n = 0;
+	int rc = 0;
+
+	if (!in || !d) {
+		rc = in ? -errno : -ENOMEM;
+		goto out;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		struct fs_txn t;
+		uint64_t v;
+		int fd;
+
+		if (!is_cache_name(de->d_name) || (len != 16 && len != 13))
+			continue; /* not ours, or a move out of a slab (cache.c's) */
+		v = strtoull(de->d_name + (len == 13 ? 5 : 0), NULL, 16);
+		if (len == 16) {
+			rc = meta_begin(fs.meta, false, &t);
+			if (rc < 0)
+				break;
+			if (inode_gone(&t, in, v)) {
+				if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+					n++;
+				else if (errno != ENOENT)
+					rc = -errno;
+			}
+			meta_abort(&t);
+			continue;
+		}
+		fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			rc = errno == ENOENT ? 0 : -errno;
+			continue;
+		}
+		rc = reclaim_slab(fd, v, in, &n);
+		close(fd);
+	}
+	if (rc < 0)
+		log_warn("cache: reclaiming the data of deleted inodes: %s", strerror(-rc));
+out:
+	if (d)
+		closedir(d);
+	free(in);
+	if (n_out)
+		*n_out = n;
+	return rc;
+}
+
 /* ---- nodes ---- */
 
 struct fs_node *node_get(uint64_t ino)

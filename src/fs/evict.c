@@ -17,9 +17,22 @@
  * node's lock (readers and writers of the inode hold it while they use the
  * cache file), records the chunk as absent, commits, then punches the hole:
  * a crash in between leaves data marked absent, which is only refetched.
+ *
+ * The reaper ("pstorefs-reap") removes the cache data of purged inodes off
+ * the FUSE request: UNLINK, RMDIR, RENAME over a file and the last RELEASE
+ * of an unlinked file queue the inode (reap_queue) after their commit, and
+ * the thread punches its slab slot or removes its cache file (ext4 freeing
+ * blocks was the largest part of an UNLINK).  A late removal is safe because
+ * inode numbers are never reused: nothing reads or writes a purged inode's
+ * slot or file again.  The queue is bounded (REAP_QUEUE_MAX; beyond it the
+ * caller removes the data itself) and a clean stop drains it.  A crash loses
+ * what was queued - disk space, never data: <cache>/reap.pending exists while
+ * the reaper runs, and a start that finds it first reclaims the data of every
+ * inode the store no longer has (cache_reclaim), in the background.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +45,8 @@
 #define EVICT_LOW_PCT 80
 #define EVICT_MIN_GAP_MS 50
 #define TOUCH_SLOTS 65536
+#define REAP_QUEUE_MAX 16384 /* inodes waiting for the reaper */
+#define REAP_BATCH 64
 
 struct touch {
 	uint64_t ino, idx, tick;
@@ -320,9 +335,150 @@ static void *evict_main(void *arg)
 	return NULL;
 }
 
-int evict_start(void)
+/* A condition variable timed on CLOCK_MONOTONIC (waits bounded in real time). */
+static void cond_init_mono(pthread_cond_t *c)
 {
 	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* ---- the reaper ---- */
+
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reap_cond;	   /* reap_lock */
+static uint64_t reap_ring[REAP_QUEUE_MAX]; /* reap_lock */
+static size_t reap_head, reap_len;	   /* reap_lock */
+static bool reap_running, reap_stopping;   /* reap_lock */
+static bool reap_reclaim;		   /* the last run did not stop cleanly */
+static pthread_t reap_thread;
+
+void reap_queue(uint64_t ino)
+{
+	bool queued = false;
+
+	pthread_mutex_lock(&reap_lock);
+	if (reap_running && !reap_stopping && reap_len < REAP_QUEUE_MAX) {
+		reap_ring[(reap_head + reap_len++) % REAP_QUEUE_MAX] = ino;
+		if (reap_len == 1)
+			pthread_cond_signal(&reap_cond);
+		queued = true;
+	}
+	pthread_mutex_unlock(&reap_lock);
+	if (!queued)
+		cache_unlink(fs.cache, ino);
+}
+
+static void reap_marker(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/reap.pending", fs.cfg.cache_dir);
+}
+
+static void *reap_main(void *arg)
+{
+	uint64_t batch[REAP_BATCH];
+	char path[4200];
+	bool clean = true;
+
+	(void)arg;
+	if (reap_reclaim) {
+		uint64_t n = 0;
+
+		clean = cache_reclaim(fs.cache, &n) == 0;
+		if (n)
+			log_info("cache: reclaimed the data of %" PRIu64
+				 " deleted inodes (an unclean stop)",
+				 n);
+	}
+	pthread_mutex_lock(&reap_lock);
+	for (;;) {
+		size_t n = 0;
+
+		if (reap_len == 0 && reap_stopping)
+			break;
+		if (reap_len == 0) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += EVICT_IDLE_MS / 1000;
+			pthread_cond_timedwait(&reap_cond, &reap_lock, &ts);
+			continue;
+		}
+		while (n < REAP_BATCH && reap_len > 0) {
+			batch[n++] = reap_ring[reap_head];
+			reap_head = (reap_head + 1) % REAP_QUEUE_MAX;
+			reap_len--;
+		}
+		pthread_mutex_unlock(&reap_lock);
+		for (size_t i = 0; i < n; i++)
+			if (cache_unlink(fs.cache, batch[i]) < 0)
+				clean = false;
+		pthread_mutex_lock(&reap_lock);
+	}
+	pthread_mutex_unlock(&reap_lock);
+	/* all queued data is gone: nothing for the next start to reclaim */
+	reap_marker(path, sizeof(path));
+	if (clean && unlink(path) < 0 && errno != ENOENT)
+		log_warn("cache: removing %s: %s", path, strerror(errno));
+	return NULL;
+}
+
+static int reap_start(void)
+{
+	char path[4200];
+	int fd, rc;
+
+	reap_marker(path, sizeof(path));
+	reap_reclaim = access(path, F_OK) == 0;
+	if (!reap_reclaim) {
+		/* no fsync: a crash of the machine drops the store and wipes the
+		 * cache (meta.c), a crash of pstorefs keeps the page cache */
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			log_warn("cache: %s: %s (deletes remove cache data inline)", path,
+				 strerror(errno));
+			return 0;
+		}
+		close(fd);
+	}
+	cond_init_mono(&reap_cond);
+	reap_head = reap_len = 0;
+	reap_stopping = false;
+	rc = pthread_create(&reap_thread, NULL, reap_main, NULL);
+	if (rc) {
+		log_err("cache: cannot start the reaper thread: %s", strerror(rc));
+		return -rc;
+	}
+	pthread_setname_np(reap_thread, "pstorefs-reap");
+	pthread_mutex_lock(&reap_lock);
+	reap_running = true;
+	pthread_mutex_unlock(&reap_lock);
+	return 0;
+}
+
+static void reap_stop(void)
+{
+	pthread_mutex_lock(&reap_lock);
+	if (!reap_running) {
+		pthread_mutex_unlock(&reap_lock);
+		return;
+	}
+	reap_stopping = true;
+	pthread_cond_broadcast(&reap_cond);
+	pthread_mutex_unlock(&reap_lock);
+	pthread_join(reap_thread, NULL);
+	pthread_mutex_lock(&reap_lock);
+	reap_running = false;
+	pthread_mutex_unlock(&reap_lock);
+}
+
+/* ---- start and stop ---- */
+
+int evict_start(void)
+{
 	int rc;
 
 	pthread_mutex_lock(&touch_lock);
@@ -331,10 +487,7 @@ int evict_start(void)
 	pthread_mutex_unlock(&touch_lock);
 	if (!touches)
 		return -ENOMEM;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&evict_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_mono(&evict_cond);
 	evict_stopping = false;
 	rc = pthread_create(&evict_thread, NULL, evict_main, NULL);
 	if (rc) {
@@ -343,7 +496,7 @@ int evict_start(void)
 	}
 	pthread_setname_np(evict_thread, "pstorefs-evict");
 	evict_running = true;
-	return 0;
+	return reap_start();
 }
 
 void evict_stop(void)
@@ -356,4 +509,5 @@ void evict_stop(void)
 	pthread_mutex_unlock(&evict_lock);
 	pthread_join(evict_thread, NULL);
 	evict_running = false;
+	reap_stop();
 }

@@ -278,6 +278,9 @@ void cache_close(struct fs_cache *c);
 int cache_wipe(struct fs_cache *c);
 void cache_path(const struct fs_cache *c, uint64_t ino, char *buf, size_t len);
 int cache_unlink(struct fs_cache *c, uint64_t ino);
+/* Removes the cache data (slab slot, cache file) of every inode the store no
+ * longer has: what a crash left of reap_queue; *n counts what went. */
+int cache_reclaim(struct fs_cache *c, uint64_t *n);
 
 struct fs_node *node_get(uint64_t ino);
 void node_put(struct fs_node *n);
@@ -361,6 +364,10 @@ void evict_touch(uint64_t ino, uint64_t idx, uint64_t fetched_bytes);
 int evict_run(bool all, uint64_t *chunks, uint64_t *bytes);
 /* Cached chunk bytes as of the last pass. */
 uint64_t evict_cached_bytes(void);
+/* The cache data of a purged inode goes in the background (the reaper
+ * thread, started and stopped with eviction); cache_unlink at once when
+ * the reaper is not running or its queue is full. */
+void reap_queue(uint64_t ino);
 
 /* ---- readahead.c: cold reads of small files ---- */
 int ra_start(void);

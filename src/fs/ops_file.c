@@ -612,7 +612,7 @@ static void purge_if_orphan(uint64_t ino)
 	else
 		meta_abort(&t);
 	if (rc == 0 && purged)
-		cache_unlink(fs.cache, ino);
+		reap_queue(ino);
 out:
 	free(in);
 }

@@ -499,7 +499,7 @@ static void op_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name
 	else
 		meta_abort(&t);
 	if (rc == 0 && purged)
-		cache_unlink(fs.cache, d.ino);
+		reap_queue(d.ino);
 	if (rc == 0)
 		flush_kick();
 out:
@@ -703,7 +703,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	else
 		meta_abort(&t);
 	if (rc == 0 && purged)
-		cache_unlink(fs.cache, purged_ino);
+		reap_queue(purged_ino);
 	if (rc == 0)
 		flush_kick();
 out:
