@@ -278,14 +278,19 @@ int chunk_seal_encode(const struct vkey *vk, const void *raw, size_t raw_len, in
 		      struct chunk_hdr *h, uint8_t **out)
 {
 	uint8_t key[VKEY_LEN], aad[CHUNK_HDR_LEN], *buf = NULL;
+	const uint8_t *plain;
 	size_t len;
 	uint16_t flags;
 	int rc;
 
 	*out = NULL;
-	rc = chunk_compress(raw, raw_len, level, CHUNK_SEAL_OVERHEAD, &buf, &len, &flags);
+	/* room for the nonce before and the tag after the payload; data that
+	 * does not compress is not copied: the cipher reads it from raw */
+	rc = chunk_compress_into(raw, raw_len, level, CHUNK_SEAL_NONCE, CHUNK_SEAL_TAG, &buf,
+				 &len, &flags);
 	if (rc < 0)
 		return rc;
+	plain = rc == 1 ? buf + CHUNK_SEAL_NONCE : (const uint8_t *)raw;
 	if (len + CHUNK_SEAL_OVERHEAD > CHUNK_MAX_STORED) {
 		free(buf);
 		return -EMSGSIZE;
@@ -297,11 +302,10 @@ int chunk_seal_encode(const struct vkey *vk, const void *raw, size_t raw_len, in
 	if (rc < 0)
 		goto fail;
 	chunk_aad(h, aad);
-	/* in place: nonce || ciphertext || tag */
-	memmove(buf + CHUNK_SEAL_NONCE, buf, len);
+	/* nonce || ciphertext || tag */
 	random_fill(buf, CHUNK_SEAL_NONCE);
-	rc = gcm_seal(key, buf, aad, sizeof(aad), buf + CHUNK_SEAL_NONCE, len,
-		      buf + CHUNK_SEAL_NONCE, buf + CHUNK_SEAL_NONCE + len);
+	rc = gcm_seal(key, buf, aad, sizeof(aad), plain, len, buf + CHUNK_SEAL_NONCE,
+		      buf + CHUNK_SEAL_NONCE + len);
 	vkey_wipe(key, sizeof(key));
 	if (rc < 0)
 		goto fail;

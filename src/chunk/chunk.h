@@ -88,6 +88,14 @@ int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out, size
  * raw (raw_len bytes): 0 or -EBADMSG. */
 int chunk_compress(const void *raw, size_t raw_len, int level, size_t room, uint8_t **out,
 		   size_t *out_len, uint16_t *flags);
+/* chunk_compress without the copy of data that does not compress: *out is
+ * malloc'd with `head` bytes before and `tail` bytes after the payload.
+ * Returns 1 when the payload at *out + head is the zstd frame (*out_len
+ * bytes, *flags CHUNK_F_ZSTD), 0 when raw was not worth compressing: then
+ * nothing is written, *out_len is raw_len and the caller fills the payload
+ * from raw (a copy, or a cipher writing there directly); -errno. */
+int chunk_compress_into(const void *raw, size_t raw_len, int level, size_t head, size_t tail,
+			uint8_t **out, size_t *out_len, uint16_t *flags);
 int chunk_decompress(uint16_t flags, const void *stored, size_t stored_len, void *raw,
 		     size_t raw_len);
 /* Verifies the digest of stored (stored_len bytes) against h, then

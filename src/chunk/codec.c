@@ -37,39 +37,47 @@ static bool worth_compressing(const uint8_t *raw, size_t raw_len, int level)
 	return ok;
 }
 
-int chunk_compress(const void *raw, size_t raw_len, int level, size_t room, uint8_t **out,
-		   size_t *out_len, uint16_t *flags)
+int chunk_compress_into(const void *raw, size_t raw_len, int level, size_t head, size_t tail,
+			uint8_t **out, size_t *out_len, uint16_t *flags)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
+	uint8_t *buf;
+	size_t len;
 
-	if (raw_len > CHUNK_MAX_RAW || room > CHUNK_MAX_STORED)
-		return -EMSGSIZE;
+	*out = NULL;
 	*flags = 0;
+	if (raw_len > CHUNK_MAX_RAW || head > CHUNK_MAX_STORED || tail > CHUNK_MAX_STORED)
+		return -EMSGSIZE;
 	if (level > 0 && raw_len > 0 && worth_compressing(raw, raw_len, level)) {
 		size_t bound = ZSTD_compressBound(raw_len);
 
-		buf = malloc(bound + room);
+		buf = malloc(head + bound + tail);
 		if (!buf)
 			return -ENOMEM;
-		len = ZSTD_compress(buf, bound, raw, raw_len, level);
-		if (ZSTD_isError(len) || len >= raw_len - raw_len / 16) {
-			free(buf);
-			buf = NULL;
-		} else {
+		len = ZSTD_compress(buf + head, bound, raw, raw_len, level);
+		if (!ZSTD_isError(len) && len < raw_len - raw_len / 16) {
 			*flags = CHUNK_F_ZSTD;
+			*out = buf;
+			*out_len = len;
+			return 1;
 		}
+		free(buf);
 	}
-	if (!buf) {
-		buf = malloc(raw_len + room ? raw_len + room : 1);
-		if (!buf)
-			return -ENOMEM;
-		memcpy(buf, raw, raw_len);
-		len = raw_len;
-	}
+	buf = malloc(head + raw_len + tail ? head + raw_len + tail : 1);
+	if (!buf)
+		return -ENOMEM;
 	*out = buf;
-	*out_len = len;
+	*out_len = raw_len;
 	return 0;
+}
+
+int chunk_compress(const void *raw, size_t raw_len, int level, size_t room, uint8_t **out,
+		   size_t *out_len, uint16_t *flags)
+{
+	int rc = chunk_compress_into(raw, raw_len, level, 0, room, out, out_len, flags);
+
+	if (rc == 0 && raw_len > 0)
+		memcpy(*out, raw, raw_len);
+	return rc < 0 ? rc : 0;
 }
 
 int chunk_encode(const void *raw, size_t raw_len, int level, uint8_t **out, size_t *out_len,

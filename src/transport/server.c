@@ -43,6 +43,10 @@
 #define XPORT_CONN_MAX_INFLIGHT 8
 #define XPORT_IDLE_TIMEOUT_S 300
 #define XPORT_MAX_CONNS 4096
+/* Aligned receive buffers kept for reuse (a fresh 4 MiB buffer costs 1024
+ * page faults and as many zeroed pages; a vendor receives a chunk every few
+ * milliseconds during a sequential write). */
+#define XPORT_SPARE_BUFS 4
 
 __attribute__((constructor)) static void xport_server_global_init(void)
 {
@@ -70,6 +74,11 @@ struct xport_server {
 	pthread_mutex_t mu; /* protects outq, conns */
 	struct xport_outq *outq_head, *outq_tail;
 	struct xport_conn *conns; /* open connections (loop thread adds/removes) */
+	size_t data_align, data_align_off, data_align_min; /* xport_server_align_data */
+	pthread_mutex_t spare_mu; /* protects spare, spare_len, nspare */
+	void *spare[XPORT_SPARE_BUFS];
+	size_t spare_len[XPORT_SPARE_BUFS];
+	unsigned nspare;
 };
 
 struct xport_conn {
@@ -194,11 +203,78 @@ static void outq_drain(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* An aligned receive buffer of at least len bytes from the spares, or NULL. */
+static void *spare_take(struct xport_server *srv, size_t len, size_t *got)
+{
+	void *buf = NULL;
+
+	pthread_mutex_lock(&srv->spare_mu);
+	for (unsigned i = 0; i < srv->nspare; i++) {
+		/* not one much larger than asked: it would pin memory */
+		if (srv->spare_len[i] >= len && srv->spare_len[i] / 2 <= len) {
+			buf = srv->spare[i];
+			*got = srv->spare_len[i];
+			srv->nspare--;
+			srv->spare[i] = srv->spare[srv->nspare];
+			srv->spare_len[i] = srv->spare_len[srv->nspare];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&srv->spare_mu);
+	return buf;
+}
+
+/* Keeps an aligned receive buffer for reuse, or frees it. */
+static void spare_put(struct xport_server *srv, void *buf, size_t len)
+{
+	pthread_mutex_lock(&srv->spare_mu);
+	if (srv->nspare < XPORT_SPARE_BUFS) {
+		srv->spare[srv->nspare] = buf;
+		srv->spare_len[srv->nspare] = len;
+		srv->nspare++;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&srv->spare_mu);
+	free(buf);
+}
+
 static void req_free(struct xport_req *req)
 {
 	free(req->ctl);
-	free(req->data);
+	if (req->data_mem_len && req->conn)
+		spare_put(req->conn->srv, req->data_mem, req->data_mem_len);
+	else
+		free(req->data_mem);
 	free(req);
+}
+
+/* req->data for data_len bytes: plain malloc, or the aligned layout of
+ * xport_server_align_data.  0 or -ENOMEM. */
+static int req_alloc_data(struct xport_server *srv, struct xport_req *req)
+{
+	size_t a = srv->data_align, len = req->data_len, pre, total, got = 0;
+	uint8_t *mem;
+
+	if (len == 0)
+		return 0;
+	if (a == 0 || len < srv->data_align_min) {
+		req->data_mem = req->data = malloc(len);
+		return req->data ? 0 : -ENOMEM;
+	}
+	pre = (a - srv->data_align_off % a) % a;
+	total = (pre + len + a - 1) / a * a;
+	mem = spare_take(srv, total, &got);
+	if (!mem) {
+		if (posix_memalign((void **)&mem, a, total) != 0)
+			return -ENOMEM;
+		got = total;
+	}
+	req->data_mem = mem;
+	req->data_mem_len = got;
+	req->data = mem + pre;
+	req->data_room = total - pre - len;
+	memset(req->data + len, 0, req->data_room);
+	return 0;
 }
 
 static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev);
@@ -275,8 +351,7 @@ static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
 		req->ctl_len = h.ctl_len;
 		req->data_len = h.data_len;
 		req->ctl = malloc(h.ctl_len + 1);
-		req->data = h.data_len ? malloc(h.data_len) : NULL;
-		if (!req->ctl || (h.data_len && !req->data)) {
+		if (!req->ctl || req_alloc_data(c->srv, req) < 0) {
 			req_free(req);
 			goto nomem;
 		}
@@ -452,6 +527,7 @@ struct xport_server *xport_server_new(struct event_base *base, struct xport_tls 
 	srv->base = base;
 	srv->tls = tls;
 	pthread_mutex_init(&srv->mu, NULL);
+	pthread_mutex_init(&srv->spare_mu, NULL);
 	srv->wake = event_new(base, -1, 0, outq_drain, srv);
 	if (!srv->wake) {
 		free(srv);
@@ -488,6 +564,16 @@ uint16_t xport_server_port(const struct xport_server *srv)
 	return srv->port;
 }
 
+void xport_server_align_data(struct xport_server *srv, size_t align, size_t offset,
+			     size_t min_len)
+{
+	if (align == 0 || (align & (align - 1)) != 0 || align > (64u << 10))
+		align = 0;
+	srv->data_align = align;
+	srv->data_align_off = offset;
+	srv->data_align_min = min_len;
+}
+
 unsigned xport_server_inflight(const struct xport_server *srv)
 {
 	return atomic_load(&((struct xport_server *)srv)->inflight);
@@ -506,6 +592,9 @@ void xport_server_free(struct xport_server *srv)
 		conn_close(srv->conns);
 	event_free(srv->wake);
 	pthread_mutex_destroy(&srv->mu);
+	for (unsigned i = 0; i < srv->nspare; i++)
+		free(srv->spare[i]);
+	pthread_mutex_destroy(&srv->spare_mu);
 	free(srv);
 }
 

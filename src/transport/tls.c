@@ -2,6 +2,11 @@
  * tls.c - TLS contexts: TLS 1.3 only, our certificate and key, the
  * deployment CA, and a verified peer certificate required on both sides.
  * Peers are then identified by their certificate's subject CN.
+ *
+ * Cipher suites: AES-128-GCM first.  It is ~1.4x cheaper per byte than
+ * AES-256-GCM with AES-NI, and the channel carries chunk payloads that are
+ * already sealed (AES-256-GCM, volume key) and digest-checked by every
+ * vendor; docs/security.md says why 128-bit keys suffice for the channel.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +19,9 @@
 #include "common.h"
 #include "xport.h"
 #include "xport_int.h"
+
+/* In order of preference; both sides set the same list. */
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 __attribute__((constructor)) static void xport_tls_global_init(void)
 {
@@ -51,6 +59,10 @@ struct xport_tls *xport_tls_new(const char *ca_file, const char *cert_file,
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	if (SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1) {
+		log_ssl_errors("cannot set the TLS 1.3 cipher suites", NULL);
+		goto fail;
+	}
 	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
 		log_ssl_errors("cannot load CA", ca_file);
 		goto fail;
@@ -73,6 +85,8 @@ struct xport_tls *xport_tls_new(const char *ca_file, const char *cert_file,
 	SSL_CTX_set_mode(ctx,
 			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (server) {
+		/* the server's order wins, so an older client gets AES-128 too */
+		SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 		SSL_CTX_set_num_tickets(ctx, 0);
 	}

@@ -77,6 +77,9 @@ struct xport_req {
 	size_t ctl_len;
 	uint8_t *data; /* data_len bytes, owned */
 	size_t data_len;
+	size_t data_room; /* zero bytes readable after data + data_len */
+	void *data_mem;	  /* the allocation holding data (freed with req) */
+	size_t data_mem_len; /* its size when it is an aligned receive buffer */
 	char peer[128];	    /* subject CN of the peer certificate */
 	char peer_addr[64]; /* remote ip:port */
 };
@@ -87,6 +90,13 @@ typedef void (*xport_handler_fn)(struct xport_req *req, void *arg);
 struct xport_server *xport_server_new(struct event_base *base, struct xport_tls *tls,
 				      const char *listen_addr, xport_handler_fn fn, void *arg);
 uint16_t xport_server_port(const struct xport_server *srv);
+/* Data parts of at least min_len bytes are then received into memory where
+ * data + offset is aligned to align (a power of two, at most 64 KiB), zero-
+ * padded up to the next multiple of align after the data (req->data_room
+ * says how many bytes): a vendor writes a chunk's payload from there with
+ * O_DIRECT without copying it. */
+void xport_server_align_data(struct xport_server *srv, size_t align, size_t offset,
+			     size_t min_len);
 void xport_server_free(struct xport_server *srv);
 /* Requests currently being handled (for the vendor's reported load). */
 unsigned xport_server_inflight(const struct xport_server *srv);

@@ -42,8 +42,20 @@ int vdev_space(const struct vendor_device *d, uint64_t *capacity, uint64_t *free
 
 void vdev_split(uint64_t len, unsigned p, uint64_t *lengths, uint64_t *offsets)
 {
+	const uint64_t align = 4096, min_piece = 64u << 10;
 	uint64_t base = len / p, extra = len % p, off = 0;
 
+	if (p > 1 && base >= min_piece && base >= p * align) {
+		/* (p - 1) * unit < len, as unit <= base + align and base >= p * align */
+		uint64_t unit = (base + (extra ? 1 : 0) + align - 1) / align * align;
+
+		for (unsigned i = 0; i < p; i++) {
+			lengths[i] = i + 1 < p ? unit : len - off;
+			offsets[i] = off;
+			off += lengths[i];
+		}
+		return;
+	}
 	for (unsigned i = 0; i < p; i++) {
 		lengths[i] = base + (i < extra ? 1 : 0);
 		offsets[i] = off;

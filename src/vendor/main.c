@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "memtune.h"
 #include "vendor.h"
 #include "xport.h"
 
@@ -86,6 +87,8 @@ static int run(const struct vendor_config *cfg)
 		log_err("cannot listen on %s", cfg->listen);
 		goto out;
 	}
+	/* chunk payloads (after the header) land 4 KiB-aligned for O_DIRECT */
+	xport_server_align_data(vd.srv, 4096, CHUNK_HDR_LEN, 64u << 10);
 	if (vprobe_start(&vd, &vd.probe) < 0)
 		log_warn("no UDP path probes: clients measure this vendor over TLS only");
 	sigterm = evsignal_new(vd.base, SIGTERM, on_signal, vd.base);
@@ -197,5 +200,9 @@ int main(int argc, char **argv)
 	}
 	if (dump)
 		return vdump_index(cfg.index, json) < 0 ? 1 : 0;
-	return run(&cfg);
+	memtune_apply(0, MEMTUNE_ARENA_MAX); /* before any thread */
+	memtune_trim_start(MEMTUNE_TRIM_MS); /* failure logged; RSS then stays at its peak */
+	c = run(&cfg);
+	memtune_trim_stop();
+	return c;
 }

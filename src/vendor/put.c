@@ -280,6 +280,7 @@ void vput_handle(struct vendord *vd, struct xport_req *req, uint64_t charged)
 	sp.hdr = &op->hdr;
 	sp.hdr_bytes = req->data;
 	sp.payload = req->data + CHUNK_HDR_LEN;
+	sp.payload_room = req->data_room;
 	sp.from_vendor = from_vendor;
 	sp.digest_verified = true;
 	sp.byte_limit = tok.byte_limit;

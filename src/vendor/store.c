@@ -131,29 +131,36 @@ static int used_sum_cb(const uint8_t *id, const Pstore__VChunk *rec, void *arg)
 
 /* ---- writing ---- */
 
-/* Pieces of at least this many bytes are written with O_DIRECT from an
- * aligned copy: on the measured machine the kernel's copy into the page
- * cache (copy_folio_from_iter_atomic) was 40 % of a vendor's CPU during a
- * sequential write, a user-space copy costs a fraction of it, and a vendor
- * does not read back what it just stored.  Smaller pieces, and file systems
- * that refuse O_DIRECT, take the page cache. */
+/* Pieces of at least this many bytes are written with O_DIRECT: on the
+ * measured machine the kernel's copy into the page cache
+ * (copy_folio_from_iter_atomic) was 40 % of a vendor's CPU during a
+ * sequential write, and a vendor does not read back what it just stored.
+ * The transport receives a chunk's payload 4 KiB-aligned and zero-padded
+ * (xport_server_align_data) and vdev_split cuts large pieces at aligned
+ * offsets, so a piece is written straight from the received buffer; any
+ * other buffer is copied into an aligned one first.  Smaller pieces, and
+ * file systems that refuse O_DIRECT, take the page cache. */
 #define PIECE_DIRECT_MIN (64u << 10)
 #define PIECE_ALIGN 4096u
 
 /* Creates tmp with len bytes of buf; returns its fd (not yet fsynced) or
- * -errno. */
-static int piece_create(const char *tmp, const uint8_t *buf, size_t len)
+ * -errno.  room: zero bytes readable after buf + len. */
+static int piece_create(const char *tmp, const uint8_t *buf, size_t len, size_t room)
 {
 	size_t alen = (len + PIECE_ALIGN - 1) / PIECE_ALIGN * PIECE_ALIGN;
+	bool in_place = (uintptr_t)buf % PIECE_ALIGN == 0 && alen - len <= room;
 	void *abuf = NULL;
 	int fd = -1, rc;
 
-	if (len >= PIECE_DIRECT_MIN && posix_memalign(&abuf, PIECE_ALIGN, alen) == 0) {
+	if (len >= PIECE_DIRECT_MIN &&
+	    (in_place || posix_memalign(&abuf, PIECE_ALIGN, alen) == 0)) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0640);
 		if (fd >= 0) {
-			memcpy(abuf, buf, len);
-			memset((uint8_t *)abuf + len, 0, alen - len);
-			rc = write_full(fd, abuf, alen);
+			if (abuf) {
+				memcpy(abuf, buf, len);
+				memset((uint8_t *)abuf + len, 0, alen - len);
+			}
+			rc = write_full(fd, abuf ? abuf : buf, alen);
 			if (rc == 0 && alen != len && ftruncate(fd, (off_t)len) < 0)
 				rc = -errno;
 			free(abuf);
@@ -188,8 +195,8 @@ static int piece_create(const char *tmp, const uint8_t *buf, size_t len)
  * pieces' disk writes overlap instead of one fsync waiting for the next
  * piece's write.  On failure nothing of the chunk is left. */
 static int pieces_write(struct vendor_store *st, const uint8_t *id, unsigned np,
-			const unsigned *dev_of, const uint8_t *payload, const uint64_t *offsets,
-			const uint64_t *lengths)
+			const unsigned *dev_of, const uint8_t *payload, size_t room,
+			const uint64_t *offsets, const uint64_t *lengths)
 {
 	struct piece_names {
 		char path[VENDOR_PATH_MAX + 64], tmp[VENDOR_PATH_MAX + 80];
@@ -223,7 +230,9 @@ static int pieces_write(struct vendor_store *st, const uint8_t *id, unsigned np,
 			rc = -errno;
 			break;
 		}
-		fds[i] = piece_create(pn[i].tmp, payload + offsets[i], lengths[i]);
+		/* only the last piece ends at the payload's zero padding */
+		fds[i] = piece_create(pn[i].tmp, payload + offsets[i], lengths[i],
+				      i + 1 == np ? room : 0);
 		if (fds[i] < 0) {
 			rc = fds[i];
 			opened = i + 1; /* its tmp may exist */
@@ -368,7 +377,8 @@ int vstore_put(struct vendor_store *st, const struct vstore_put *p)
 	    p->from_vendor ? PSTORE__VSOURCE__VSOURCE_VENDOR : PSTORE__VSOURCE__VSOURCE_CLIENT;
 	rec.time_ms = wall_ms();
 
-	rc = pieces_write(st, h->chunk_id, np, dev_of, p->payload, offsets, lengths);
+	rc = pieces_write(st, h->chunk_id, np, dev_of, p->payload, p->payload_room, offsets,
+			  lengths);
 	if (rc < 0) {
 		log_err("writing the %u pieces of a chunk: %s", np, strerror(-rc));
 		goto out;

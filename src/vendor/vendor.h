@@ -153,7 +153,10 @@ int vdev_piece_path(const struct vendor_device *d, const uint8_t id[CHUNK_ID_LEN
 /* Capacity and free bytes of a device: statvfs, capped by the configured
  * capacity minus the bytes stored there. */
 int vdev_space(const struct vendor_device *d, uint64_t *capacity, uint64_t *free_bytes);
-/* Splits len bytes into p pieces (the first len % p are one byte longer). */
+/* Splits len bytes into p pieces: at 4 KiB-aligned offsets with the last
+ * piece taking the rest when every piece gets at least 64 KiB (so that the
+ * pieces are written with O_DIRECT straight from an aligned buffer), else
+ * evenly (the first len % p are one byte longer). */
 void vdev_split(uint64_t len, unsigned p, uint64_t *lengths, uint64_t *offsets);
 /* Chooses a device (index into devs) for each of p pieces: piece i on
  * (start + i) % n, the first start from `start` on whose devices all pieces
@@ -176,6 +179,7 @@ struct vstore_put {
 	const struct chunk_hdr *hdr;
 	const uint8_t *hdr_bytes; /* CHUNK_HDR_LEN bytes as received */
 	const uint8_t *payload;	  /* hdr->stored_len bytes */
+	size_t payload_room;	  /* zero bytes readable after the payload */
 	bool from_vendor;
 	bool digest_verified; /* the caller already checked the digest */
 	uint64_t byte_limit;  /* of the lease (0: unchecked) */
