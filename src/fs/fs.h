@@ -380,9 +380,28 @@ void ra_note_read(uint64_t ino, bool fetched);
 bool ra_small(uint64_t size);
 /* Sequential readahead of a multi-chunk file: a read reached chunk idx;
  * the chunks after it, up to last, are fetched in the background. */
-void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last);
+void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last, bool stream);
 /* Waits (bounded) while the readahead fetches one of chunks first..last. */
 void ra_wait_chunks(uint64_t ino, uint64_t first, uint64_t last);
+/* Verified chunks the readahead holds in memory, by chunk id (a committed
+ * chunk never changes).  ra_slot_find takes a reference (or NULL),
+ * ra_slot_put drops it; ra_slot_read copies bytes (zeros past the chunk's
+ * raw length), ra_slot_data points at them (NULL if they pass it). */
+struct ra_slot;
+struct ra_slot *ra_slot_find(const uint8_t id[CHUNK_ID_LEN]);
+void ra_slot_read(const struct ra_slot *s, void *out, uint64_t off, size_t len);
+const uint8_t *ra_slot_data(const struct ra_slot *s, uint64_t off, size_t len);
+void ra_slot_put(struct ra_slot *s);
+/* A slot for chunk id: the one holding it (*fresh false), or a free one to
+ * fetch into (*fresh true; ra_slot_buf, then ra_slot_filled), or NULL. */
+struct ra_slot *ra_slot_claim(const uint8_t id[CHUNK_ID_LEN], uint64_t raw_len, bool *fresh);
+uint8_t *ra_slot_buf(struct ra_slot *s);
+void ra_slot_filled(struct ra_slot *s, bool ok);
+/* At most RA_INSTALLS stream installs into the cache file at a time. */
+bool ra_install_begin(void);
+void ra_install_end(void);
+/* The prefetch of chunk idx of ino has its data: readers stop waiting. */
+void ra_chunk_fetched(uint64_t ino, uint64_t idx);
 
 /* ---- lease.c: the volume writer lease ---- */
 /* Takes the writer lease (read-write mounts) and keeps renewing it. */
@@ -451,7 +470,7 @@ int fs_fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx);
 int fs_get_inode(uint64_t ino, struct fs_inode *in);
 /* Fetches chunk idx of ino without the node lock held during the transfer
  * (sequential readahead); 0 also when there was nothing to fetch. */
-int fs_prefetch_chunk(uint64_t ino, uint64_t idx);
+int fs_prefetch_chunk(uint64_t ino, uint64_t idx, bool stream);
 void fs_time_now(struct fs_time *t);
 
 /* ---- global state (main.c) ---- */

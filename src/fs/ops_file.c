@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -322,21 +323,158 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	ops_open_node(req, e.ino, fi, &e);
 }
 
+/* n locked: whether chunk idx is still the committed chunk id, absent from
+ * the cache, with *len bytes in the file (0 when not, or on an error). */
+static bool still_absent(struct fs_node *n, struct fs_inode *in, uint64_t idx, const uint8_t *id,
+			 uint64_t *len)
+{
+	struct fs_chunk c;
+	struct fs_txn t;
+	int rc = fs_get_inode(n->ino, in);
+
+	*len = 0;
+	if (rc == 0 && node_fd(n, in->size) < 0)
+		rc = -EIO;
+	if (rc == 0)
+		rc = meta_begin(fs.meta, false, &t);
+	if (rc < 0)
+		return false;
+	rc = meta_chunk_get(&t, n->ino, idx, &c);
+	meta_abort(&t);
+	if (rc < 0 || (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF ||
+	    memcmp(c.ref.chunk_id, id, CHUNK_ID_LEN) != 0)
+		return false;
+	*len = chunk_len_at(in->size, idx);
+	return *len > 0;
+}
+
+/* n locked: marks chunk idx present (its bytes are in the cache file). */
+static int mark_present(struct fs_node *n, uint64_t idx, uint64_t len)
+{
+	struct fs_chunk c;
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, true, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_chunk_get(&t, n->ino, idx, &c);
+	if (rc == 0) {
+		c.flags |= FS_CHUNK_PRESENT;
+		rc = meta_chunk_put(&t, n->ino, idx, &c, false);
+	}
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+	if (rc == 0)
+		evict_touch(n->ino, idx, len);
+	return rc;
+}
+
+/* n locked: bytes [off, off + len) of chunk idx from data (raw_len bytes of
+ * it, zeros after) into the cache file, through the page cache. */
+static int put_range(struct fs_node *n, uint64_t idx, const uint8_t *data, uint64_t raw_len,
+		     uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[64 << 10];
+	uint64_t base = idx * fs.chunk_size;
+	int rc = 0;
+
+	if (off < raw_len) {
+		uint64_t k = MIN(len, raw_len - off);
+
+		rc = node_pwrite(n, data + off, (size_t)k, base + off);
+		off += k;
+		len -= k;
+	}
+	while (rc == 0 && len > 0) {
+		uint64_t k = MIN(len, (uint64_t)sizeof(zeros));
+
+		rc = node_pwrite(n, zeros, (size_t)k, base + off);
+		off += k;
+		len -= k;
+	}
+	return rc;
+}
+
+#define INSTALL_PIECE (512u << 10)
+
+/* A chunk a sequential stream fetched (slot s) into n's cache file with
+ * O_DIRECT, INSTALL_PIECE bytes per hold of the node lock: the reader is
+ * served from the slot meanwhile.  Each piece first checks that the chunk
+ * is still the same committed chunk absent from the cache (a write,
+ * truncate or fetch in between installs or replaces it itself: then this
+ * stops) and that the node still uses the same cache file; the chunk is
+ * marked present after the last piece.  Bytes the direct write cannot take
+ * (an unaligned tail, zeros past the raw chunk) go through the page cache. */
+static int install_direct(struct fs_node *n, struct fs_inode *in, uint64_t idx,
+			  const uint8_t *id, const struct ra_slot *s, uint64_t raw_len)
+{
+	struct stat st0, st;
+	uint64_t len = 0, off = 0;
+	int dfd = -1, rc = 0;
+
+	for (;;) {
+		uint64_t k, direct;
+
+		pthread_mutex_lock(&n->lock);
+		if (!still_absent(n, in, idx, id, &len) || n->slab || off > len) {
+			rc = -ESTALE;
+		} else if (dfd < 0) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", n->fd);
+			dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+			if (dfd < 0 || fstat(n->fd, &st0) < 0)
+				rc = -errno;
+		} else if (fstat(n->fd, &st) < 0 || st.st_ino != st0.st_ino ||
+			   st.st_dev != st0.st_dev) {
+			rc = -ESTALE; /* another cache file: not ours to fill */
+		}
+		if (rc < 0) {
+			pthread_mutex_unlock(&n->lock);
+			break;
+		}
+		k = MIN((uint64_t)INSTALL_PIECE, len - off);
+		direct = off < raw_len ? MIN(k, raw_len - off) & ~(uint64_t)4095 : 0;
+		if (direct)
+			rc = pwrite_full(dfd, ra_slot_data(s, off, (size_t)direct), (size_t)direct,
+					 idx * fs.chunk_size + off);
+		if (rc == 0 && k > direct)
+			rc = put_range(n, idx, ra_slot_data(s, 0, (size_t)raw_len), raw_len,
+				       off + direct, k - direct);
+		off += k;
+		if (rc == 0 && off == len)
+			rc = mark_present(n, idx, len);
+		pthread_mutex_unlock(&n->lock);
+		if (rc < 0 || off == len)
+			break;
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
+
 /* Sequential readahead (readahead.c): fetches committed chunk idx of ino
  * without holding the node lock during the transfer, so that the reader
- * and other prefetches go on meanwhile, and installs it under the lock only
- * if it is still the same committed chunk absent from the cache - the
- * state in which no write, truncate or punch has put bytes of its own
- * there (each of those fetches first or marks the chunk present). */
-int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
+ * and other prefetches go on meanwhile, into a readahead slot that serves
+ * readers as soon as the fetch is verified.  It installs the chunk into
+ * the cache file under the lock only if it is still the same committed
+ * chunk absent from the cache - the state in which no write, truncate or
+ * punch has put bytes of its own there (each of those fetches first or
+ * marks the chunk present).  A stream's chunk is installed with O_DIRECT
+ * behind the reader, or not at all when RA_INSTALLS installs already run
+ * (the slot serves it while it lasts). */
+int fs_prefetch_chunk(uint64_t ino, uint64_t idx, bool stream)
 {
 	struct fs_node *n = node_get(ino);
 	struct fs_inode *in = malloc(sizeof(*in));
-	struct fs_chunk c, c2;
-	struct fs_txn t;
-	uint8_t *buf = NULL;
+	struct ra_slot *s = NULL;
+	struct fs_chunk c;
+	uint8_t *buf = NULL, *data;
 	uint64_t len = 0, cap;
-	int fd, rc;
+	bool fresh = false, absent = false;
+	int rc = 0;
 
 	if (!n || !in) {
 		rc = n ? -ENOMEM : -ENOENT;
@@ -344,64 +482,107 @@ int fs_prefetch_chunk(uint64_t ino, uint64_t idx)
 	}
 	pthread_mutex_lock(&n->lock);
 	rc = fs_get_inode(ino, in);
-	fd = rc == 0 ? node_fd(n, in->size) : rc;
-	rc = fd < 0 ? fd : meta_begin(fs.meta, false, &t);
-	if (rc == 0) {
-		rc = meta_chunk_get(&t, ino, idx, &c);
-		meta_abort(&t);
+	if (rc == 0 && node_fd(n, in->size) >= 0) {
+		struct fs_txn t;
+
+		rc = meta_begin(fs.meta, false, &t);
+		if (rc == 0) {
+			rc = meta_chunk_get(&t, ino, idx, &c);
+			meta_abort(&t);
+		}
 		len = chunk_len_at(in->size, idx);
+		absent = rc == 0 && len > 0 &&
+			 (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) == FS_CHUNK_REF;
 	}
 	pthread_mutex_unlock(&n->lock);
-	if (rc < 0 || len == 0 ||
-	    (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF) {
+	if (!absent) {
 		rc = rc == -ENOENT ? 0 : rc;
 		goto out;
 	}
-	cap = MAX(len, (uint64_t)c.ref.raw_len);
-	buf = malloc((size_t)cap);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
+	s = ra_slot_claim(c.ref.chunk_id, c.ref.raw_len, &fresh);
+	if (s) {
+		data = ra_slot_buf(s);
+		if (fresh) {
+			rc = alloc_fetch(fs.alloc, &c.ref, data);
+			ra_slot_filled(s, rc == 0);
+		}
+	} else {
+		cap = MAX(len, (uint64_t)c.ref.raw_len);
+		data = buf = malloc((size_t)cap);
+		rc = buf ? alloc_fetch(fs.alloc, &c.ref, buf) : -ENOMEM;
 	}
-	rc = alloc_fetch(fs.alloc, &c.ref, buf);
+	ra_chunk_fetched(ino, idx); /* a waiting reader goes on (from the slot) */
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&n->lock);
-	rc = fs_get_inode(ino, in);
-	fd = rc == 0 ? node_fd(n, in->size) : rc;
-	rc = fd < 0 ? fd : meta_begin(fs.meta, true, &t);
-	if (rc == 0) {
-		len = chunk_len_at(in->size, idx);
-		rc = meta_chunk_get(&t, ino, idx, &c2);
-		if (rc == 0 &&
-		    ((c2.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) != FS_CHUNK_REF ||
-		     memcmp(c2.ref.chunk_id, c.ref.chunk_id, CHUNK_ID_LEN) != 0 || len == 0 ||
-		     len > cap))
-			rc = -ESTALE; /* changed meanwhile: not ours to install */
-		if (rc == 0) {
-			if (c.ref.raw_len < len)
-				memset(buf + c.ref.raw_len, 0, (size_t)(len - c.ref.raw_len));
-			rc = node_pwrite(n, buf, (size_t)len, idx * fs.chunk_size);
+	if (s && stream) {
+		if (ra_install_begin()) {
+			rc = install_direct(n, in, idx, c.ref.chunk_id, s, c.ref.raw_len);
+			ra_install_end();
+			if (rc != -EINVAL)
+				goto out;
+			/* no O_DIRECT on the cache's file system: the page cache */
+		} else {
+			goto out; /* the disk is behind: served from memory only */
 		}
-		if (rc == 0) {
-			c2.flags |= FS_CHUNK_PRESENT;
-			rc = meta_chunk_put(&t, ino, idx, &c2, false);
-		}
-		if (rc == 0)
-			rc = meta_commit(&t);
-		else
-			meta_abort(&t);
 	}
-	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_lock(&n->lock);
+	rc = still_absent(n, in, idx, c.ref.chunk_id, &len) ? 0 : -ESTALE;
 	if (rc == 0)
-		evict_touch(ino, idx, len);
-	else if (rc == -ESTALE)
-		rc = 0;
+		rc = put_range(n, idx, data, c.ref.raw_len, 0, len);
+	if (rc == 0)
+		rc = mark_present(n, idx, len);
+	pthread_mutex_unlock(&n->lock);
 out:
+	if (rc == -ESTALE)
+		rc = 0; /* changed meanwhile: not ours to install */
+	ra_slot_put(s);
 	free(buf);
 	free(in);
 	if (n)
 		node_put(n);
+	return rc;
+}
+
+/* n locked, its cache file open: the bytes [off, off + len) of the file
+ * (in, as of now).  A committed chunk absent from the cache is read from a
+ * readahead slot holding it, else fetched into the cache file first
+ * (*fetched set).  A single slot covering all of the range is returned in
+ * *one, referenced, for a reply without a copy (buf is then untouched). */
+static int read_range(struct fs_node *n, const struct fs_inode *in, uint8_t *buf, uint64_t off,
+		      size_t len, struct ra_slot **one, bool *fetched)
+{
+	uint64_t end = off + len;
+	int rc = 0;
+
+	*one = NULL;
+	for (uint64_t i = off / fs.chunk_size; rc == 0 && off < end; i++) {
+		uint64_t k = MIN(end, (i + 1) * fs.chunk_size) - off;
+		struct ra_slot *s = NULL;
+		struct fs_chunk c;
+		struct fs_txn t;
+
+		rc = meta_begin(fs.meta, false, &t);
+		if (rc < 0)
+			break;
+		if (meta_chunk_get(&t, n->ino, i, &c) == 0 &&
+		    (c.flags & (FS_CHUNK_REF | FS_CHUNK_PRESENT)) == FS_CHUNK_REF)
+			s = ra_slot_find(c.ref.chunk_id);
+		meta_abort(&t);
+		if (s && k == len && ra_slot_data(s, off % fs.chunk_size, (size_t)k)) {
+			*one = s;
+			return 0;
+		}
+		if (s) {
+			ra_slot_read(s, buf, off % fs.chunk_size, (size_t)k);
+			ra_slot_put(s);
+		} else {
+			rc = fetch_chunk(n, in, i, fetched);
+			if (rc == 0)
+				rc = node_pread(n, buf, (size_t)k, off);
+		}
+		buf += k;
+		off += k;
+	}
 	return rc;
 }
 
@@ -410,10 +591,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs_node *n = (struct fs_node *)(uintptr_t)fi->fh;
 	struct fs_inode *in = malloc(sizeof(*in));
+	struct ra_slot *one = NULL;
 	uint8_t *buf = NULL;
 	uint64_t end;
 	uint64_t seq_last = 0;
-	bool fetched = false, small = false;
+	bool fetched = false, small = false, stream = false;
 	int fd, rc;
 
 	(void)ino;
@@ -436,16 +618,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	end = MIN(in->size, (uint64_t)off + size);
 	size = (size_t)(end - (uint64_t)off);
-	for (uint64_t i = (uint64_t)off / fs.chunk_size; i <= (end - 1) / fs.chunk_size; i++) {
-		rc = fetch_chunk(n, in, i, &fetched);
-		if (rc < 0)
-			goto out;
-	}
-	/* entering a chunk of a multi-chunk file (or a cold read in one):
-	 * the next chunks are fetched in the background */
-	if (in->size > fs.chunk_size && (fetched || (uint64_t)off % fs.chunk_size < size))
-		seq_last = (in->size - 1) / fs.chunk_size;
-	small = off == 0 && ra_small(in->size);
+	/* the cache file first: node_fd clears "present" flags a missing
+	 * file cannot honour, so that read_range fetches those chunks */
 	fd = node_fd(n, in->size);
 	if (fd < 0) {
 		rc = fd;
@@ -456,25 +630,38 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = node_pread(n, buf, size, (uint64_t)off);
+	rc = read_range(n, in, buf, (uint64_t)off, size, &one, &fetched);
 	if (rc == -ENODATA) {
 		log_err("cache: inode %" PRIu64 " cache file shorter than the file", n->ino);
 		rc = -EIO;
 	}
-	if (rc == 0)
-		ops_relatime(n->ino, in);
+	if (rc < 0)
+		goto out;
+	ops_relatime(n->ino, in);
+	/* entering a chunk of a multi-chunk file (or a cold read in one):
+	 * the next chunks are fetched in the background */
+	stream = (uint64_t)off % fs.chunk_size < size;
+	if (in->size > fs.chunk_size && (fetched || stream))
+		seq_last = (in->size - 1) / fs.chunk_size;
+	small = off == 0 && ra_small(in->size);
 out:
 	pthread_mutex_unlock(&n->lock);
 	free(in);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
+	else if (one)
+		fuse_reply_buf(req, (const char *)ra_slot_data(one, (uint64_t)off % fs.chunk_size,
+							       size),
+			       size);
 	else
 		fuse_reply_buf(req, (const char *)buf, size);
+	ra_slot_put(one);
 	free(buf);
 	if (rc == 0 && small)
 		ra_note_read(n->ino, fetched); /* readahead.c: the next small files */
 	if (rc == 0 && seq_last)
-		ra_note_chunks(n->ino, ((uint64_t)off + size - 1) / fs.chunk_size, seq_last);
+		ra_note_chunks(n->ino, ((uint64_t)off + size - 1) / fs.chunk_size, seq_last,
+			       stream);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,

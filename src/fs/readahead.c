@@ -20,6 +20,17 @@
  * fetches spread over replicas), without the node lock held during the
  * transfer (fs_prefetch_chunk).  A reader reaching a chunk in flight waits
  * for it instead of fetching it again.
+ *
+ * Fetched chunks are held in memory (RA_SLOTS buffers of a chunk, keyed by
+ * chunk id: a committed chunk's bytes never change, so a slot never goes
+ * stale) and a reader is served from there as soon as the fetch is
+ * verified, before the chunk is in the cache file.  A chunk a sequential
+ * stream brought in is written into the cache file behind the reader with
+ * O_DIRECT (filling fresh page-cache pages was the largest cost of a cold
+ * sequential read, and the kernel's FUSE page cache keeps what the reader
+ * read anyway), by at most RA_INSTALLS threads at a time: a stream faster
+ * than the cache disk is cached as far as the disk keeps up, the rest is
+ * served from memory and fetched again if read again later.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,11 +64,140 @@ static uint64_t ra_seen[RA_SEEN_SLOTS]; /* ra_lock */
 #define RA_WAIT_MS 30000 /* longest a reader waits for a chunk in flight */
 struct ra_chunk {
 	uint64_t ino, idx;
+	bool stream; /* queued by a sequential reader (installed with O_DIRECT) */
 };
 static struct ra_chunk ra_cq[RA_CQUEUE];    /* ra_lock; a ring */
 static size_t ra_chead, ra_clen;	    /* ra_lock */
 static struct ra_chunk ra_busy[RA_THREADS]; /* ra_lock: in flight (ino 0: none) */
 static pthread_cond_t ra_done;		    /* ra_lock: a chunk fetch ended */
+
+#define RA_SLOTS (RA_THREADS + RA_CHUNKS) /* chunks held in memory */
+#define RA_INSTALLS 1			  /* stream installs at a time */
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
+struct ra_slot {
+	uint8_t id[CHUNK_ID_LEN]; /* ra_lock */
+	uint64_t raw_len;	  /* ra_lock; fixed while READY */
+	uint8_t *buf;		  /* fs.chunk_size bytes, 4 KiB aligned, kept */
+	unsigned refs;		  /* ra_lock */
+	int state;		  /* ra_lock */
+	uint64_t used;		  /* ra_lock: LRU stamp */
+};
+static struct ra_slot ra_slots[RA_SLOTS]; /* ra_lock */
+static uint64_t ra_clock;		  /* ra_lock */
+static unsigned ra_installing;		  /* ra_lock */
+
+struct ra_slot *ra_slot_find(const uint8_t id[CHUNK_ID_LEN])
+{
+	struct ra_slot *found = NULL;
+
+	pthread_mutex_lock(&ra_lock);
+	for (size_t i = 0; i < RA_SLOTS && !found; i++) {
+		struct ra_slot *s = &ra_slots[i];
+
+		if (s->state == SLOT_READY && memcmp(s->id, id, CHUNK_ID_LEN) == 0) {
+			s->refs++;
+			s->used = ++ra_clock;
+			found = s;
+		}
+	}
+	pthread_mutex_unlock(&ra_lock);
+	return found;
+}
+
+void ra_slot_read(const struct ra_slot *s, void *out, uint64_t off, size_t len)
+{
+	size_t in = off >= s->raw_len ? 0 : (size_t)MIN((uint64_t)len, s->raw_len - off);
+
+	if (in)
+		memcpy(out, s->buf + off, in);
+	memset((uint8_t *)out + in, 0, len - in);
+}
+
+const uint8_t *ra_slot_data(const struct ra_slot *s, uint64_t off, size_t len)
+{
+	return off + len <= s->raw_len ? s->buf + off : NULL;
+}
+
+void ra_slot_put(struct ra_slot *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&ra_lock);
+	s->refs--;
+	pthread_mutex_unlock(&ra_lock);
+}
+
+struct ra_slot *ra_slot_claim(const uint8_t id[CHUNK_ID_LEN], uint64_t raw_len, bool *fresh)
+{
+	struct ra_slot *s = ra_slot_find(id), *victim = NULL;
+
+	*fresh = false;
+	if (s || raw_len > fs.chunk_size)
+		return s;
+	pthread_mutex_lock(&ra_lock);
+	for (size_t i = 0; i < RA_SLOTS; i++) {
+		struct ra_slot *c = &ra_slots[i];
+
+		if (c->refs == 0 && c->state != SLOT_FILLING && (!victim || c->used < victim->used))
+			victim = c;
+	}
+	if (victim && !victim->buf &&
+	    posix_memalign((void **)&victim->buf, 4096, fs.chunk_size) != 0) {
+		victim->buf = NULL;
+		victim = NULL;
+	}
+	if (victim) {
+		memcpy(victim->id, id, CHUNK_ID_LEN);
+		victim->raw_len = raw_len;
+		victim->state = SLOT_FILLING;
+		victim->refs = 1;
+		victim->used = ++ra_clock;
+		*fresh = true;
+	}
+	pthread_mutex_unlock(&ra_lock);
+	return victim;
+}
+
+uint8_t *ra_slot_buf(struct ra_slot *s)
+{
+	return s->buf;
+}
+
+void ra_slot_filled(struct ra_slot *s, bool ok)
+{
+	pthread_mutex_lock(&ra_lock);
+	s->state = ok ? SLOT_READY : SLOT_FREE;
+	pthread_mutex_unlock(&ra_lock);
+}
+
+bool ra_install_begin(void)
+{
+	bool ok;
+
+	pthread_mutex_lock(&ra_lock);
+	ok = ra_installing < RA_INSTALLS;
+	if (ok)
+		ra_installing++;
+	pthread_mutex_unlock(&ra_lock);
+	return ok;
+}
+
+void ra_install_end(void)
+{
+	pthread_mutex_lock(&ra_lock);
+	ra_installing--;
+	pthread_mutex_unlock(&ra_lock);
+}
+
+void ra_chunk_fetched(uint64_t ino, uint64_t idx)
+{
+	pthread_mutex_lock(&ra_lock);
+	for (size_t i = 0; i < RA_THREADS; i++)
+		if (ra_busy[i].ino == ino && ra_busy[i].idx == idx)
+			ra_busy[i].ino = 0;
+	pthread_cond_broadcast(&ra_done);
+	pthread_mutex_unlock(&ra_lock);
+}
 
 static bool ra_chunk_known(uint64_t ino, uint64_t idx)
 {
@@ -73,7 +213,7 @@ static bool ra_chunk_known(uint64_t ino, uint64_t idx)
 	return false;
 }
 
-void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last)
+void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last, bool stream)
 {
 	pthread_mutex_lock(&ra_lock);
 	if (ra_nthreads && !ra_stopping) {
@@ -82,7 +222,7 @@ void ra_note_chunks(uint64_t ino, uint64_t idx, uint64_t last)
 				break;
 			if (!ra_chunk_known(ino, x))
 				ra_cq[(ra_chead + ra_clen++) % RA_CQUEUE] =
-				    (struct ra_chunk){ino, x};
+				    (struct ra_chunk){ino, x, stream};
 		}
 		pthread_cond_broadcast(&ra_cond);
 	}
@@ -202,7 +342,7 @@ static void *ra_main(void *arg)
 			ra_clen--;
 			ra_busy[self] = c;
 			pthread_mutex_unlock(&ra_lock);
-			rc = fs_prefetch_chunk(c.ino, c.idx);
+			rc = fs_prefetch_chunk(c.ino, c.idx, c.stream);
 			if (rc < 0)
 				log_debug("readahead: inode %" PRIu64 " chunk %" PRIu64 ": %s",
 					  c.ino, c.idx, strerror(-rc));
@@ -271,5 +411,9 @@ void ra_stop(void)
 		pthread_join(ra_threads[i], NULL);
 	pthread_mutex_lock(&ra_lock);
 	ra_nthreads = 0;
+	for (size_t i = 0; i < RA_SLOTS; i++) {
+		free(ra_slots[i].buf);
+		memset(&ra_slots[i], 0, sizeof(ra_slots[i]));
+	}
 	pthread_mutex_unlock(&ra_lock);
 }

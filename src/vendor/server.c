@@ -91,8 +91,10 @@ static void handle_get(struct vendord *vd, struct xport_req *req)
 			goto out;
 		}
 	}
-	rc = vstore_read(vd->store, g->chunk_id.data, g->owner.data, g->offset, g->length,
-			 CHUNK_HDR_LEN, hdr, &buf, &n, &stored_len);
+	/* a client that verifies the digest and seal itself (and reports a bad
+	 * replica) is not made to wait for a second hash of the chunk here */
+	rc = vstore_read_ex(vd->store, g->chunk_id.data, g->owner.data, g->offset, g->length,
+			    CHUNK_HDR_LEN, !g->client_verifies, hdr, &buf, &n, &stored_len);
 	if (rc < 0) {
 		if (rc == -ENOENT)
 			xport_reply_error(req, ENOENT, "no such chunk");

@@ -435,6 +435,13 @@ int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const u
 		uint64_t off, uint64_t len, size_t headroom, uint8_t hdr[CHUNK_HDR_LEN],
 		uint8_t **buf, size_t *n, uint64_t *stored_len)
 {
+	return vstore_read_ex(st, id, owner, off, len, headroom, true, hdr, buf, n, stored_len);
+}
+
+int vstore_read_ex(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const uint8_t *owner,
+		   uint64_t off, uint64_t len, size_t headroom, bool verify,
+		   uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n, uint64_t *stored_len)
+{
 	Pstore__VChunk *rec = NULL;
 	uint8_t *mem = NULL, *out;
 	uint64_t end, expect = 0;
@@ -492,11 +499,12 @@ int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const u
 		rc = -EIO;
 		goto out;
 	}
-	if (off == 0 && len == rec->stored_len) {
+	if (verify && off == 0 && len == rec->stored_len) {
 		uint8_t dg[CHUNK_DIGEST_LEN];
 
 		/* A whole read is verified, so a corrupted piece sends the
-		 * client to another replica instead of handing it garbage. */
+		 * client to another replica instead of handing it garbage
+		 * (unless the caller verifies the chunk itself). */
 		chunk_digest(out, len, dg);
 		if (rec->digest.len != CHUNK_DIGEST_LEN ||
 		    memcmp(dg, rec->digest.data, CHUNK_DIGEST_LEN) != 0) {
