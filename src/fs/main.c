@@ -31,6 +31,7 @@
 
 #include "common.h"
 #include "fs.h"
+#include "memtune.h"
 #include "ops.h"
 
 struct fs_state fs;
@@ -602,6 +603,7 @@ int main(int argc, char *argv[])
 	bool mounted = false;
 
 	log_init(argv[0], LOG_INFO);
+	memtune_apply(0, MEMTUNE_ARENA_MAX); /* before any thread */
 	if (fuse_opt_parse(&args, &o, cmd_table, opt_proc) < 0)
 		return 2;
 	if (o.n_nonopt == 2 && !o.volume) {
@@ -702,6 +704,7 @@ int main(int argc, char *argv[])
 		if (chdir("/") < 0)
 			log_warn("chdir /: %s", strerror(errno));
 	}
+	memtune_trim_start(MEMTUNE_TRIM_MS); /* failure logged; RSS then stays at its peak */
 	daemon_notify(&notify, 0);
 
 	if (copts.singlethread) {
@@ -728,6 +731,7 @@ out:
 	evict_stop();
 	lease_stop(); /* after the last commit */
 	control_stop();
+	memtune_trim_stop();
 	if (fs.meta)
 		meta_close(fs.meta);
 	cache_close(fs.cache);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "memtune.h"
 #include "vendor.h"
 #include "xport.h"
 
@@ -199,5 +200,9 @@ int main(int argc, char **argv)
 	}
 	if (dump)
 		return vdump_index(cfg.index, json) < 0 ? 1 : 0;
-	return run(&cfg);
+	memtune_apply(0, MEMTUNE_ARENA_MAX); /* before any thread */
+	memtune_trim_start(MEMTUNE_TRIM_MS); /* failure logged; RSS then stays at its peak */
+	c = run(&cfg);
+	memtune_trim_stop();
+	return c;
 }
