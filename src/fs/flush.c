@@ -19,6 +19,21 @@
  * FAT collects) and is retried with exponential backoff; barriers waiting at
  * that time get EIO.
  *
+ * When (write-behind, like the kernel's own writeback of dirty pages):
+ *  - at once when an fsync/sync barrier waits, or writers wait under
+ *    dirty_max (those rounds take everything, partial chunks included);
+ *  - a chunk a sequential writer went past (complete, 4 MiB by default) is
+ *    uploaded right away, on its own ("eager" round): big writes stream;
+ *  - everything else (small files, partial chunks, namespace changes,
+ *    freed chunks) waits until changes pause for QUIET_MS, or the oldest
+ *    unflushed change is writeback_delay_ms old, or the data not yet
+ *    uploaded passes half the dirty limit.
+ * So a burst of small-file creation (untar, a checkout, a build) is not
+ * slowed by its own uploads competing for CPU; its uploads run when the
+ * burst pauses.  Nothing of the durability contract depends on this: what
+ * fsync acknowledged is on the vendors and the FAT; what was not fsynced is
+ * in the local cache and journal, which survive a crash of pstorefs.
+ *
  * Only this thread commits, so rounds never overlap.
  */
 #include <errno.h>
@@ -37,7 +52,8 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define IDLE_MS 1000
-#define COALESCE_MS 100
+#define QUIET_MS 1000 /* changes paused this long: upload what they left */
+#define RECHECK_MIN_MS 10
 
 static pthread_t flush_thread;
 static bool flush_running;
@@ -50,6 +66,12 @@ static unsigned barrier_waiters;       /* flush_lock */
 static uint64_t rounds_done;	       /* flush_lock */
 static uint64_t last_failed_round;     /* flush_lock */
 static struct flush_status status;     /* flush_lock */
+
+/* Write-behind state (see the top comment).  Atomic: writers and namespace
+ * handlers update them without flush_lock. */
+static _Atomic uint64_t last_change_ms;	  /* newest change to commit */
+static _Atomic uint64_t pending_since_ms; /* oldest change not yet picked (0: none) */
+static _Atomic bool eager_ready;	  /* a sequential writer completed a chunk */
 
 /* One chunk picked for upload. */
 struct up {
@@ -74,6 +96,7 @@ struct mop {
 
 struct round {
 	bool urgent;
+	bool eager;		  /* only chunks sequential writers completed */
 	bool pressure;		  /* writers wait for dirty data to go down */
 	struct journal_ent *ents; /* n_ups, filled after the uploads */
 	bool ents_ready;
@@ -123,6 +146,22 @@ static uint64_t dirty_limit(void)
 	return MAX(lim, 2 * (uint64_t)fs.chunk_size);
 }
 
+/* Above this, uploads start without waiting for writes to pause. */
+static uint64_t background_limit(void)
+{
+	return dirty_limit() / 2;
+}
+
+static void note_change(void)
+{
+	uint64_t now = now_ms(), zero = 0;
+
+	atomic_store(&last_change_ms, now);
+	atomic_compare_exchange_strong(&pending_since_ms, &zero, now);
+}
+
+static void flush_wake(void);
+
 static bool last_written(uint64_t ino, uint64_t *idx)
 {
 	bool found;
@@ -136,12 +175,23 @@ static bool last_written(uint64_t ino, uint64_t *idx)
 
 void flush_note_write(uint64_t ino, uint64_t first, uint64_t last, uint64_t bytes)
 {
-	(void)first;
+	bool completed;
+	uint64_t before, prev;
+
 	pthread_mutex_lock(&lastw_lock);
+	/* a sequential writer moved on to the next chunk (a random writer's
+	 * jumps do not count: its chunks would be dirtied again) */
+	prev = lastw[ino % LASTW_SLOTS].idx;
+	completed = lastw[ino % LASTW_SLOTS].ino == ino && prev < last && first <= prev + 1;
 	lastw[ino % LASTW_SLOTS].ino = ino;
 	lastw[ino % LASTW_SLOTS].idx = last;
 	pthread_mutex_unlock(&lastw_lock);
-	atomic_fetch_add(&dirty_bytes, bytes);
+	before = atomic_fetch_add(&dirty_bytes, bytes);
+	note_change();
+	/* wake the flusher only for what it must not wait for */
+	if ((completed && !atomic_exchange(&eager_ready, true)) ||
+	    (before < background_limit() && before + bytes >= background_limit()))
+		flush_wake();
 }
 
 struct recount {
@@ -245,6 +295,8 @@ static int pick_data_cb(const uint8_t *key, size_t klen, const struct fs_mark *m
 			return 0;
 		if (r->pressure && known && idx == cur)
 			return 0; /* the chunk being filled, even under pressure */
+	} else if (r->eager && !r->pressure) {
+		return 0; /* waits for the writes to pause (write-behind) */
 	}
 	if (r->n_ups >= MAX_UPLOAD_CHUNKS ||
 	    (r->n_ups && r->up_bytes + len > fs.cfg.batch_bytes)) {
@@ -344,6 +396,21 @@ static int mirror_value(struct fs_txn *t, struct mop *op)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* An eager round mirrors only the 'c' keys of the chunks it uploads. */
+static bool eager_key(const struct round *r, const uint8_t *key, size_t klen)
+{
+	uint64_t ino, idx;
+	const char *nm;
+	size_t nl;
+
+	if (mirror_key_parse(key, klen, &ino, &idx, &nm, &nl) != FS_KEY_CHUNK)
+		return false;
+	for (size_t i = 0; i < r->n_ups; i++)
+		if (r->ups[i].ino == ino && r->ups[i].idx == idx)
+			return true;
+	return false;
+}
+
 static int pick_mirror_cb(const uint8_t *key, size_t klen, const struct fs_mark *mk, void *arg)
 {
 	struct round *r = arg;
@@ -355,6 +422,8 @@ static int pick_mirror_cb(const uint8_t *key, size_t klen, const struct fs_mark 
 		return 1;
 	}
 	if (klen > FS_KEY_MAX)
+		return 0;
+	if (r->eager && !eager_key(r, key, klen))
 		return 0;
 	op = &r->mops[r->n_mops];
 	memset(op, 0, sizeof(*op));
@@ -413,7 +482,7 @@ static int round_pick(struct round *r)
 	rc = meta_mark_iter(&t, FS_MARK_DATA, pick_data_cb, r);
 	if (rc == 0)
 		rc = meta_mark_iter(&t, FS_MARK_MIRROR, pick_mirror_cb, r);
-	if (rc == 0)
+	if (rc == 0 && !r->eager)
 		rc = meta_mark_iter(&t, FS_MARK_FREED, pick_freed_cb, r);
 	for (size_t i = 0; rc == 0 && i < r->n_stale; i++)
 		rc = meta_mark_del(&t, FS_MARK_DATA, r->stale[i], 17);
@@ -671,9 +740,9 @@ out:
 }
 
 /* One round; *did_work tells whether anything was committed. */
-static int flush_round(bool urgent, bool *did_work, bool *more)
+static int flush_round(bool urgent, bool eager, bool *did_work, bool *more)
 {
-	struct round r = {.urgent = urgent};
+	struct round r = {.urgent = urgent, .eager = eager && !urgent};
 	struct alloc_chunk *ac = NULL;
 	int rc, rc2;
 
@@ -731,39 +800,74 @@ static void timed_wait(pthread_cond_t *c, unsigned ms)
 	pthread_cond_timedwait(c, &flush_lock, &ts);
 }
 
+/* What the flusher should do now (flush_lock held): 0 nothing yet (*wait_ms:
+ * when to look again), 1 an eager round, 2 a full round. */
+static int round_due(unsigned *wait_ms)
+{
+	uint64_t now = now_ms(), since = atomic_load(&pending_since_ms);
+	uint64_t quiet_at = atomic_load(&last_change_ms) + QUIET_MS;
+	uint64_t age_at = since + fs.cfg.writeback_delay_ms, next;
+
+	if (barrier_waiters || dirty_waiters || atomic_load(&dirty_bytes) >= background_limit())
+		return 2;
+	if (since && (now >= quiet_at || now >= age_at))
+		return 2;
+	if (atomic_load(&eager_ready))
+		return 1;
+	next = since ? MIN(quiet_at, age_at) : now + IDLE_MS;
+	*wait_ms = (unsigned)MAX(MIN(next - MIN(next, now), IDLE_MS), RECHECK_MIN_MS);
+	return 0;
+}
+
 static void *flush_main(void *arg)
 {
-	unsigned backoff = 0;
-	bool again = false;
+	unsigned backoff = 0, wait_ms = 0;
+	bool again = false, again_eager = false;
 
 	(void)arg;
 	pthread_mutex_lock(&flush_lock);
 	while (!flush_stopping) {
-		bool urgent, did, more;
-		int rc;
+		bool urgent, eager, did, more;
+		int rc, due = 0;
 
-		if (!again && !flush_kicked && !barrier_waiters)
-			timed_wait(&flush_cond, IDLE_MS);
+		if (again) {
+			due = again_eager ? 1 : 2;
+		} else {
+			while (!flush_stopping && (due = round_due(&wait_ms)) == 0)
+				timed_wait(&flush_cond, wait_ms);
+		}
 		if (flush_stopping)
 			break;
-		if (!again && flush_kicked && !barrier_waiters && !dirty_waiters) {
-			/* let a burst of small changes gather into one commit */
-			timed_wait(&flush_cond, COALESCE_MS);
-		}
 		flush_kicked = false;
 		urgent = barrier_waiters > 0;
+		eager = due == 1 && !urgent && !dirty_waiters;
+		atomic_store(&eager_ready, false);
+		if (!eager) /* what changes from now on waits for the next round */
+			atomic_store(&pending_since_ms, 0);
 		pthread_mutex_unlock(&flush_lock);
 
-		rc = flush_round(urgent, &did, &more);
+		rc = flush_round(urgent, eager, &did, &more);
 
 		pthread_mutex_lock(&flush_lock);
 		rounds_done++;
 		status.rounds++;
-		again = rc == 0 && (more || did);
+		again = rc == 0 && more;
+		again_eager = eager;
+		if (rc == 0 && did) {
+			/* a commit leaves marks of its own (chunks it replaced, to
+			 * free): they go with the next full round */
+			uint64_t zero = 0;
+
+			atomic_compare_exchange_strong(&pending_since_ms, &zero, now_ms());
+		}
 		if (rc < 0) {
+			uint64_t zero = 0;
+
 			last_failed_round = rounds_done;
 			status.failures++;
 			status.last_error = rc;
+			/* what the round held is still to do */
+			atomic_compare_exchange_strong(&pending_since_ms, &zero, now_ms());
 		}
 		pthread_cond_broadcast(&flush_done_cond);
 		if (rc < 0) {
@@ -773,6 +877,7 @@ static void *flush_main(void *arg)
 			/* a new barrier (fsync) cuts the wait short */
 			flush_kicked = false;
 			timed_wait(&flush_cond, backoff);
+			atomic_store(&last_change_ms, 0); /* retry at once after the wait */
 		} else {
 			backoff = 0;
 		}
@@ -793,6 +898,8 @@ int flush_start(void)
 	pthread_cond_init(&dirty_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	flush_stopping = false;
+	/* marks left by an earlier run go with the first round */
+	atomic_store(&pending_since_ms, now_ms());
 	rc = pthread_create(&flush_thread, NULL, flush_main, NULL);
 	if (rc) {
 		log_err("flush: cannot start the flusher thread: %s", strerror(rc));
@@ -817,7 +924,15 @@ void flush_stop(void)
 	flush_running = false;
 }
 
+/* A change to commit: noted without waking the flusher, which looks at the
+ * clock itself (round_due); the namespace handlers call this per change. */
 void flush_kick(void)
+{
+	note_change();
+}
+
+/* Wakes the flusher now (a chunk to upload eagerly, the background limit). */
+static void flush_wake(void)
 {
 	pthread_mutex_lock(&flush_lock);
 	flush_kicked = true;

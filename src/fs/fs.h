@@ -67,6 +67,7 @@ struct fs_config {
 	uint64_t dirty_max;	  /* bytes not yet uploaded before writers wait */
 	uint32_t writer_lease_ms; /* the volume writer lease (lease.c) */
 	unsigned refresh_ms;	  /* read-only mounts: FAT mirror poll (refresh.c) */
+	unsigned writeback_delay_ms; /* longest write-behind of new data (flush.c) */
 	bool readonly;		  /* -o ro: a read-only view of the committed FAT */
 };
 
@@ -317,7 +318,8 @@ int node_datasync(struct fs_node *n);
 
 int flush_start(void);
 void flush_stop(void);
-/* Wake the flusher (a written file was closed, or metadata changed). */
+/* A change to commit (a written file was closed, metadata changed): noted
+ * for the flusher's write-behind (flush.c); does not block. */
 void flush_kick(void);
 /* Durability barrier: returns when every change made before the call is
  * committed to the FAT, -EIO if a flush round failed meanwhile, -ETIMEDOUT

@@ -43,7 +43,7 @@ struct cmd_opts {
 	char *config, *volume, *state, *cache, *log;
 	int no_writeback;
 	int no_allow_other, no_default_permissions;
-	char *cache_max, *dirty_max, *writer_lease_ms;
+	char *cache_max, *dirty_max, *writer_lease_ms, *writeback_delay_ms;
 	char *passphrase_file, *key_file;
 	int ro;
 	char *nonopt[2]; /* SOURCE MOUNTPOINT (mount -t fuse.pstorefs) or MOUNTPOINT */
@@ -66,6 +66,7 @@ static const struct fuse_opt cmd_table[] = {
     OPT("cache_max=%s", cache_max),
     OPT("dirty_max=%s", dirty_max),
     OPT("writer_lease_ms=%s", writer_lease_ms),
+    OPT("writeback_delay_ms=%s", writeback_delay_ms),
     OPT("ro", ro),
     OPT("passphrase_file=%s", passphrase_file),
     OPT("key_file=%s", key_file),
@@ -114,7 +115,10 @@ static void usage(const char *prog)
 	    "                       checks modes, like a local filesystem)\n"
 	    "    -o ro              read-only view of what the writer committed\n"
 	    "    -o cache_max=SIZE  chunk data the local cache keeps (default 2G)\n"
-	    "    -o dirty_max=SIZE  data not yet uploaded before writers wait (default 256M)\n"
+	    "    -o dirty_max=SIZE  data not yet uploaded before writers wait (default 1G,\n"
+	    "                       at most half of cache_max)\n"
+	    "    -o writeback_delay_ms=MS  the longest new data waits for writes to pause\n"
+	    "                       before it is uploaded (default 30000; fsync never waits)\n"
 	    "    -o writer_lease_ms=MS  the volume writer lease (default 30000)\n"
 	    "    -o passphrase_file=FILE  an encrypted volume's passphrase (first line);\n"
 	    "                       else $PSTORE_PASSPHRASE, else asked on the terminal\n"
@@ -138,7 +142,8 @@ static void cfg_defaults(struct fs_config *c)
 	c->sync_timeout_ms = 600000;
 	c->writeback = true;
 	c->cache_max = UINT64_C(2) << 30;
-	c->dirty_max = UINT64_C(256) << 20;
+	c->dirty_max = UINT64_C(1) << 30;
+	c->writeback_delay_ms = 30000;
 	c->writer_lease_ms = 30000;
 	c->refresh_ms = 2000;
 }
@@ -206,6 +211,9 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 		else if (strcmp(name, "writer_lease_ms") == 0) {
 			if ((rc = set_uint(value, 1000, 600000, &v)) == 0)
 				c->writer_lease_ms = (uint32_t)v;
+		} else if (strcmp(name, "writeback_delay_ms") == 0) {
+			if ((rc = set_uint(value, 0, 86400000, &v)) == 0)
+				c->writeback_delay_ms = (unsigned)v;
 		} else if (strcmp(name, "refresh_ms") == 0) {
 			if ((rc = set_uint(value, 100, 3600000, &v)) == 0)
 				c->refresh_ms = (unsigned)v;
@@ -309,6 +317,16 @@ static int load_config(struct cmd_opts *o)
 			return -EINVAL;
 		}
 		c->writer_lease_ms = (uint32_t)v;
+	}
+	if (o->writeback_delay_ms) {
+		uint64_t v;
+
+		if (set_uint(o->writeback_delay_ms, 0, 86400000, &v) < 0) {
+			log_err("-o writeback_delay_ms=%s: give 0..86400000",
+				o->writeback_delay_ms);
+			return -EINVAL;
+		}
+		c->writeback_delay_ms = (unsigned)v;
 	}
 	if (!c->volume && set_str(&c->volume, "default") < 0)
 		return -ENOMEM;
