@@ -47,6 +47,7 @@
 #define TOUCH_SLOTS 65536
 #define REAP_QUEUE_MAX 16384 /* inodes waiting for the reaper */
 #define REAP_BATCH 64
+#define REAP_GONE_SLOTS 1024
 
 struct touch {
 	uint64_t ino, idx, tick;
@@ -355,11 +356,20 @@ static size_t reap_head, reap_len;	   /* reap_lock */
 static bool reap_running, reap_stopping;   /* reap_lock */
 static bool reap_reclaim;		   /* the last run did not stop cleanly */
 static pthread_t reap_thread;
+/* The last purged inodes by number modulo REAP_GONE_SLOTS: a hit is exact,
+ * as inode numbers are never reused. */
+static _Atomic uint64_t reap_gone_tab[REAP_GONE_SLOTS];
+
+bool reap_gone(uint64_t ino)
+{
+	return ino != 0 && atomic_load(&reap_gone_tab[ino % REAP_GONE_SLOTS]) == ino;
+}
 
 void reap_queue(uint64_t ino)
 {
 	bool queued = false;
 
+	atomic_store(&reap_gone_tab[ino % REAP_GONE_SLOTS], ino);
 	pthread_mutex_lock(&reap_lock);
 	if (reap_running && !reap_stopping && reap_len < REAP_QUEUE_MAX) {
 		reap_ring[(reap_head + reap_len++) % REAP_QUEUE_MAX] = ino;

@@ -370,6 +370,8 @@ uint64_t evict_cached_bytes(void);
  * thread, started and stopped with eviction); cache_unlink at once when
  * the reaper is not running or its queue is full. */
 void reap_queue(uint64_t ino);
+/* true if ino was purged lately (a false answer tells nothing) */
+bool reap_gone(uint64_t ino);
 
 /* ---- readahead.c: cold reads of small files ---- */
 int ra_start(void);

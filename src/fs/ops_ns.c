@@ -205,6 +205,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int rc = in ? 0 : -ENOMEM;
 
 	(void)fi;
+	/* the kernel's ctime update right after the UNLINK of a file's last
+	 * link: answered without waiting for the writer lock */
+	if (rc == 0 && reap_gone(ino))
+		rc = -ENOENT;
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
 		rc = fs_truncate(ino, (uint64_t)attr->st_size);
 	if (rc == 0)
