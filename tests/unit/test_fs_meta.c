@@ -286,6 +286,41 @@ static void test_settings(void **state)
 	meta_abort(&t);
 }
 
+/* Under MDB_NOSYNC the map is writable: the data file is sized to the map
+ * (sparse), and write transactions reserve real blocks ahead of the pages
+ * they may use, so that a full disk is ENOSPC and not a SIGBUS. */
+static void test_writable_map_reserves_blocks(void **state)
+{
+	struct ctx *c = *state;
+	struct fs_inode *in = malloc(sizeof(*in));
+	struct fs_txn t;
+	struct stat st;
+	char path[128];
+
+	assert_non_null(in);
+	if (!meta_nosync(c->m)) {
+		free(in);
+		skip(); /* no boot id here: plain NOMETASYNC, no writable map */
+	}
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(meta_begin(c->m, true, &t), 0);
+		for (int j = 0; j < 100; j++) {
+			make_inode(in, 1000 + (uint64_t)(i * 100 + j), S_IFREG | 0644);
+			assert_int_equal(meta_inode_put(&t, in, true), 0);
+		}
+		assert_int_equal(meta_commit(&t), 0);
+	}
+	snprintf(path, sizeof(path), "%s/data.mdb", c->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true((uint64_t)st.st_blocks * 512 >= (UINT64_C(8) << 20));
+	assert_true((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size);
+	assert_int_equal(meta_begin(c->m, false, &t), 0);
+	assert_int_equal(meta_inode_get(&t, 1000 + 4999, in), 0);
+	assert_int_equal(in->ino, 1000 + 4999);
+	meta_abort(&t);
+	free(in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +328,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_chunks_and_frees, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_purge_and_recover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writable_map_reserves_blocks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
