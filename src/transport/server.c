@@ -238,11 +238,12 @@ static void spare_put(struct xport_server *srv, void *buf, size_t len)
 	free(buf);
 }
 
-static void req_free(struct xport_req *req)
+/* srv: where an aligned receive buffer goes back to (NULL: freed). */
+static void req_free(struct xport_server *srv, struct xport_req *req)
 {
 	free(req->ctl);
-	if (req->data_mem_len && req->conn)
-		spare_put(req->conn->srv, req->data_mem, req->data_mem_len);
+	if (req->data_mem_len && srv)
+		spare_put(srv, req->data_mem, req->data_mem_len);
 	else
 		free(req->data_mem);
 	free(req);
@@ -352,7 +353,7 @@ static void conn_read_frames(struct xport_conn *c, struct bufferevent *bev)
 		req->data_len = h.data_len;
 		req->ctl = malloc(h.ctl_len + 1);
 		if (!req->ctl || req_alloc_data(c->srv, req) < 0) {
-			req_free(req);
+			req_free(NULL, req);
 			goto nomem;
 		}
 		evbuffer_drain(in, XPORT_FRAME_HDR_LEN);
@@ -603,14 +604,15 @@ void xport_server_free(struct xport_server *srv)
 static void req_done(struct xport_req *req)
 {
 	struct xport_conn *c = req->conn;
+	struct xport_server *srv = c->srv; /* c may be freed by conn_unref */
 
 	pthread_mutex_lock(&c->mu);
 	if (c->inflight > 0)
 		c->inflight--;
 	pthread_mutex_unlock(&c->mu);
-	atomic_fetch_sub(&c->srv->inflight, 1);
+	atomic_fetch_sub(&srv->inflight, 1);
 	conn_unref(c);
-	req_free(req);
+	req_free(srv, req);
 }
 
 static int send_frame(struct xport_req *req, uint16_t type, const uint8_t *ctl, size_t ctl_len,
