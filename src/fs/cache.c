@@ -156,22 +156,32 @@ static int slab_fd(struct fs_cache *c, uint64_t idx, bool create);
 static uint64_t slab_index(uint64_t ino);
 static uint64_t slab_base(uint64_t ino);
 
-int cache_unlink(struct fs_cache *c, uint64_t ino)
+int cache_unlink_run(struct fs_cache *c, uint64_t ino, uint64_t n)
 {
 	char path[4200];
-	int fd = slab_fd(c, slab_index(ino), false);
+	int fd = slab_fd(c, slab_index(ino), false), rc = 0;
 
-	/* its slot, in case it had one (cheap when it holds nothing) */
+	if (n == 0 || slab_index(ino + n - 1) != slab_index(ino))
+		return -EINVAL;
+	/* their slots, in case they had some (cheap when they hold nothing):
+	 * one punch for the run, ext4 walks its extent tree once */
 	if (fd >= 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				 (off_t)slab_base(ino), CACHE_SLOT) < 0)
-		log_warn("cache: emptying the slot of inode %" PRIu64 ": %s", ino,
-			 strerror(errno));
-	cache_path(c, ino, path, sizeof(path));
-	if (unlink(path) < 0 && errno != ENOENT) {
-		log_warn("cache: removing %s: %s", path, strerror(errno));
-		return -errno;
+				 (off_t)slab_base(ino), (off_t)(n * CACHE_SLOT)) < 0)
+		log_warn("cache: emptying the slots of inodes %" PRIu64 "..%" PRIu64 ": %s",
+			 ino, ino + n - 1, strerror(errno));
+	for (uint64_t i = ino; i < ino + n; i++) {
+		cache_path(c, i, path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT) {
+			rc = -errno;
+			log_warn("cache: removing %s: %s", path, strerror(errno));
+		}
 	}
-	return 0;
+	return rc;
+}
+
+int cache_unlink(struct fs_cache *c, uint64_t ino)
+{
+	return cache_unlink_run(c, ino, 1);
 }
 
 /* true if ino is gone from the store (-ENOENT); any other error keeps it */

@@ -46,7 +46,7 @@
 #define EVICT_MIN_GAP_MS 50
 #define TOUCH_SLOTS 65536
 #define REAP_QUEUE_MAX 16384 /* inodes waiting for the reaper */
-#define REAP_BATCH 64
+#define REAP_BATCH 256
 #define REAP_GONE_SLOTS 1024
 
 struct touch {
@@ -387,6 +387,33 @@ static void reap_marker(char *buf, size_t len)
 	snprintf(buf, len, "%s/reap.pending", fs.cfg.cache_dir);
 }
 
+static int ino_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Removes the data of n inodes: runs of consecutive numbers in one slab
+ * (files created together, deleted together) are punched at once. */
+static int reap_batch(uint64_t *ino, size_t n)
+{
+	int rc = 0;
+
+	qsort(ino, n, sizeof(*ino), ino_cmp);
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && ino[j] == ino[j - 1] + 1 &&
+				(ino[j] >> CACHE_SLAB_SHIFT) == (ino[i] >> CACHE_SLAB_SHIFT);
+		     j++)
+			;
+		if (cache_unlink_run(fs.cache, ino[i], j - i) < 0)
+			rc = -EIO;
+		while (j < n && ino[j] == ino[j - 1])
+			j++; /* queued twice: gone already */
+	}
+	return rc;
+}
+
 static void *reap_main(void *arg)
 {
 	uint64_t batch[REAP_BATCH];
@@ -423,9 +450,8 @@ static void *reap_main(void *arg)
 			reap_len--;
 		}
 		pthread_mutex_unlock(&reap_lock);
-		for (size_t i = 0; i < n; i++)
-			if (cache_unlink(fs.cache, batch[i]) < 0)
-				clean = false;
+		if (reap_batch(batch, n) < 0)
+			clean = false;
 		pthread_mutex_lock(&reap_lock);
 	}
 	pthread_mutex_unlock(&reap_lock);

@@ -279,6 +279,8 @@ void cache_close(struct fs_cache *c);
 int cache_wipe(struct fs_cache *c);
 void cache_path(const struct fs_cache *c, uint64_t ino, char *buf, size_t len);
 int cache_unlink(struct fs_cache *c, uint64_t ino);
+/* The same for inodes ino..ino+n-1, all in one slab (one punch). */
+int cache_unlink_run(struct fs_cache *c, uint64_t ino, uint64_t n);
 /* Removes the cache data (slab slot, cache file) of every inode the store no
  * longer has: what a crash left of reap_queue; *n counts what went. */
 int cache_reclaim(struct fs_cache *c, uint64_t *n);
