@@ -596,6 +596,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint64_t end;
 	uint64_t seq_last = 0;
 	bool fetched = false, small = false, stream = false;
+	/* n may be released as soon as the reply is sent: keep its number */
+	const uint64_t nino = n->ino;
 	int fd, rc;
 
 	(void)ino;
@@ -658,9 +660,9 @@ out:
 	ra_slot_put(one);
 	free(buf);
 	if (rc == 0 && small)
-		ra_note_read(n->ino, fetched); /* readahead.c: the next small files */
+		ra_note_read(nino, fetched); /* readahead.c: the next small files */
 	if (rc == 0 && seq_last)
-		ra_note_chunks(n->ino, ((uint64_t)off + size - 1) / fs.chunk_size, seq_last,
+		ra_note_chunks(nino, ((uint64_t)off + size - 1) / fs.chunk_size, seq_last,
 			       stream);
 }
 
