@@ -531,7 +531,7 @@ static int round_read(struct round *r)
 				break;
 			rc = 0;
 		}
-		u->data = calloc(1, u->len);
+		u->data = malloc(u->len); /* zeroed only after a short read */
 		if (!u->data) {
 			rc = -ENOMEM;
 			break;
@@ -546,8 +546,13 @@ static int round_read(struct round *r)
 		/* A truncate racing with us shortens the file: the rest stays zero and
 		 * the chunk, changed, is marked again. */
 		rc = node_pread(n, u->data, u->len, u->idx * fs.chunk_size);
-		if (rc == -ENODATA)
-			rc = 0;
+		if (rc == -ENODATA) {
+			/* the cache file ends inside the chunk: what it lacks is zero */
+			memset(u->data, 0, u->len);
+			rc = node_pread(n, u->data, u->len, u->idx * fs.chunk_size);
+			if (rc == -ENODATA)
+				rc = 0;
+		}
 		if (rc < 0)
 			log_err("flush: reading cache of inode %" PRIu64 ": %s", u->ino,
 				strerror(-rc));

@@ -108,6 +108,8 @@ def test_sequential_writer_streams_complete_chunks(make_cluster):
         f.flush()
         # hand the kernel's dirty pages to pstorefs without fsync
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        wait_for(lambda: len(c.locate(path)) == 6, 60, 0.3,
+                 "the kernel handing the written pages to pstorefs")
         # changes never pause and the delay is 10 minutes, yet the complete
         # chunks below the one being written go up at once
         wait_for(lambda: sum(1 for ch in c.locate(path) if not ch.get("dirty")) >= 4,
