@@ -179,6 +179,7 @@ static json_object *do_cache_drop(void)
 	json_object *r;
 	int rc = evict_run(true, &chunks, &bytes);
 
+	ra_slots_drop(); /* chunks the readahead holds in memory go too */
 	if (rc < 0)
 		return reply_error(strerror(-rc));
 	r = json_object_new_object();

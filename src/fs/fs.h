@@ -408,6 +408,8 @@ bool ra_install_begin(void);
 void ra_install_end(void);
 /* The prefetch of chunk idx of ino has its data: readers stop waiting. */
 void ra_chunk_fetched(uint64_t ino, uint64_t idx);
+/* Forgets every held chunk (pstore cache drop: a cold read is cold). */
+void ra_slots_drop(void);
 
 /* ---- lease.c: the volume writer lease ---- */
 /* Takes the writer lease (read-write mounts) and keeps renewing it. */

@@ -170,6 +170,15 @@ void ra_slot_filled(struct ra_slot *s, bool ok)
 	pthread_mutex_unlock(&ra_lock);
 }
 
+void ra_slots_drop(void)
+{
+	pthread_mutex_lock(&ra_lock);
+	for (size_t i = 0; i < RA_SLOTS; i++)
+		if (ra_slots[i].state == SLOT_READY && ra_slots[i].refs == 0)
+			ra_slots[i].state = SLOT_FREE;
+	pthread_mutex_unlock(&ra_lock);
+}
+
 bool ra_install_begin(void)
 {
 	bool ok;
