@@ -325,8 +325,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 /* n locked: whether chunk idx is still the committed chunk id, absent from
  * the cache, with *len bytes in the file (0 when not, or on an error). */
-static bool still_absent(struct fs_node *n, struct fs_inode *in, uint64_t idx, const uint8_t *id,
-			 uint64_t *len)
+static bool still_absent(struct fs_node *n, struct fs_inode *in, uint64_t idx,
+			 const uint8_t *id, uint64_t *len)
 {
 	struct fs_chunk c;
 	struct fs_txn t;
@@ -438,8 +438,8 @@ static int install_direct(struct fs_node *n, struct fs_inode *in, uint64_t idx,
 		k = MIN((uint64_t)INSTALL_PIECE, len - off);
 		direct = off < raw_len ? MIN(k, raw_len - off) & ~(uint64_t)4095 : 0;
 		if (direct)
-			rc = pwrite_full(dfd, ra_slot_data(s, off, (size_t)direct), (size_t)direct,
-					 idx * fs.chunk_size + off);
+			rc = pwrite_full(dfd, ra_slot_data(s, off, (size_t)direct),
+					 (size_t)direct, idx * fs.chunk_size + off);
 		if (rc == 0 && k > direct)
 			rc = put_range(n, idx, ra_slot_data(s, 0, (size_t)raw_len), raw_len,
 				       off + direct, k - direct);
@@ -652,9 +652,9 @@ out:
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else if (one)
-		fuse_reply_buf(req, (const char *)ra_slot_data(one, (uint64_t)off % fs.chunk_size,
-							       size),
-			       size);
+		fuse_reply_buf(
+		    req, (const char *)ra_slot_data(one, (uint64_t)off % fs.chunk_size, size),
+		    size);
 	else
 		fuse_reply_buf(req, (const char *)buf, size);
 	ra_slot_put(one);

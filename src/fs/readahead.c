@@ -138,7 +138,8 @@ struct ra_slot *ra_slot_claim(const uint8_t id[CHUNK_ID_LEN], uint64_t raw_len, 
 	for (size_t i = 0; i < RA_SLOTS; i++) {
 		struct ra_slot *c = &ra_slots[i];
 
-		if (c->refs == 0 && c->state != SLOT_FILLING && (!victim || c->used < victim->used))
+		if (c->refs == 0 && c->state != SLOT_FILLING &&
+		    (!victim || c->used < victim->used))
 			victim = c;
 	}
 	if (victim && !victim->buf &&

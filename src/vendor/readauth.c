@@ -46,7 +46,7 @@ struct vread_seen {
 	uint64_t used;
 };
 static struct vread_seen vread_seen[VREAD_SEEN]; /* vread_seen_lock */
-static uint64_t vread_clock;			  /* vread_seen_lock */
+static uint64_t vread_clock;			 /* vread_seen_lock */
 static pthread_mutex_t vread_seen_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* cap_read_verify under the current FAT key, or the remembered result of

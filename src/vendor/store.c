@@ -438,9 +438,10 @@ int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const u
 	return vstore_read_ex(st, id, owner, off, len, headroom, true, hdr, buf, n, stored_len);
 }
 
-int vstore_read_ex(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const uint8_t *owner,
-		   uint64_t off, uint64_t len, size_t headroom, bool verify,
-		   uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n, uint64_t *stored_len)
+int vstore_read_ex(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
+		   const uint8_t *owner, uint64_t off, uint64_t len, size_t headroom,
+		   bool verify, uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n,
+		   uint64_t *stored_len)
 {
 	Pstore__VChunk *rec = NULL;
 	uint8_t *mem = NULL, *out;
