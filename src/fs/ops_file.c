@@ -6,7 +6,8 @@
  * Data goes through the inode's cache file (cache.c).  A write marks the
  * chunks it touches dirty in the same LMDB transaction that records the new
  * size, so the flusher (flush.c) uploads them later; a read of a committed
- * chunk the cache does not hold fetches it first (alloc_fetch).  A partial
+ * chunk the cache does not hold fetches it first (alloc_fetch), or reads it
+ * from the readahead's slot that holds it (readahead.c).  A partial
  * write or a truncate into such a chunk fetches it too, because chunks are
  * uploaded whole.  The node lock orders these per inode.
  *
