@@ -127,8 +127,8 @@ static _Atomic uint64_t dirty_bytes;
 static pthread_cond_t dirty_cond; /* flush_lock; dirty_bytes went down */
 static unsigned dirty_waiters;	  /* flush_lock */
 
-/* Which chunk each file open for writing was last written at: a sequential
- * writer's chunks below it are complete.  A small direct-mapped table; a
+/* The furthest chunk each file open for writing was written at: a
+ * sequential writer's chunks below it are complete.  A small direct-mapped table; a
  * collision only makes the flusher wait for the close of one file. */
 #define LASTW_SLOTS 4096
 static pthread_mutex_t lastw_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -179,12 +179,21 @@ void flush_note_write(uint64_t ino, uint64_t first, uint64_t last, uint64_t byte
 	uint64_t before, prev;
 
 	pthread_mutex_lock(&lastw_lock);
-	/* a sequential writer moved on to the next chunk (a random writer's
-	 * jumps do not count: its chunks would be dirtied again) */
-	prev = lastw[ino % LASTW_SLOTS].idx;
-	completed = lastw[ino % LASTW_SLOTS].ino == ino && prev < last && first <= prev + 1;
-	lastw[ino % LASTW_SLOTS].ino = ino;
-	lastw[ino % LASTW_SLOTS].idx = last;
+	/* The furthest chunk written: a write reaching past it from close by
+	 * (the kernel's writeback and concurrent FUSE threads may reorder a
+	 * sequential writer's requests a little) completes the chunks below.
+	 * A random writer's far jumps do not count: its chunks would be dirtied
+	 * again, and once it has touched the end of its file nothing does. */
+	if (lastw[ino % LASTW_SLOTS].ino == ino) {
+		prev = lastw[ino % LASTW_SLOTS].idx;
+		completed = last > prev && first <= prev + 2;
+		/* a writer starting over at the beginning (a rewrite) */
+		lastw[ino % LASTW_SLOTS].idx = first == 0 && last < prev ? last : MAX(prev, last);
+	} else {
+		completed = false;
+		lastw[ino % LASTW_SLOTS].ino = ino;
+		lastw[ino % LASTW_SLOTS].idx = last;
+	}
 	pthread_mutex_unlock(&lastw_lock);
 	before = atomic_fetch_add(&dirty_bytes, bytes);
 	note_change();

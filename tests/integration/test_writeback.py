@@ -2,6 +2,7 @@
 writes to pause, or for writeback_delay_ms, before it is uploaded; fsync
 never waits; a sequential writer's complete chunks stream at once."""
 
+import mmap
 import os
 import threading
 import time
@@ -102,17 +103,24 @@ def test_sequential_writer_streams_complete_chunks(make_cluster):
     c.stop("pstorefs")
     c.start("pstorefs")
     path = os.path.join(c.mount, "big")
-    with Busy(c.mount) as busy, open(path, "wb") as f:
-        for _ in range(6):
-            f.write(os.urandom(4 * MiB))
-        f.flush()
-        # hand the kernel's dirty pages to pstorefs without fsync
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        wait_for(lambda: len(c.locate(path)) == 6, 60, 0.3,
-                 "the kernel handing the written pages to pstorefs")
-        # changes never pause and the delay is 10 minutes, yet the complete
-        # chunks below the one being written go up at once
-        wait_for(lambda: sum(1 for ch in c.locate(path) if not ch.get("dirty")) >= 4,
-                 60, 0.3, "complete chunks uploaded while the file is open")
-        assert busy.alive()
-        assert dirty(c, path), "the chunk being written is not dirty any more"
+    buf = mmap.mmap(-1, 4 * MiB)  # page-aligned, for O_DIRECT
+    buf.write(os.urandom(4 * MiB))
+    with Busy(c.mount) as busy:
+        # O_DIRECT: each write reaches pstorefs before the next (the kernel's
+        # writeback would hand the pages over later, in its own order)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+        try:
+            for _ in range(6):
+                assert os.write(fd, buf) == 4 * MiB
+            # changes never pause and the delay is 10 minutes, yet the
+            # complete chunks below the one being written go up at once
+            try:
+                wait_for(lambda: sum(1 for ch in c.locate(path) if not ch.get("dirty")) >= 5,
+                         60, 0.3, "complete chunks uploaded while the file is open")
+            except AssertionError:
+                print(c.locate(path))
+                raise
+            assert busy.alive()
+            assert dirty(c, path), "the chunk being written is not dirty any more"
+        finally:
+            os.close(fd)
