@@ -410,6 +410,9 @@ void ra_install_end(void);
 void ra_chunk_fetched(uint64_t ino, uint64_t idx);
 /* Forgets every held chunk (pstore cache drop: a cold read is cold). */
 void ra_slots_drop(void);
+/* The FUSE handshake was answered (op_init): the mount's kernel readahead
+ * window can be set. */
+void ra_note_init(void);
 
 /* ---- lease.c: the volume writer lease ---- */
 /* Takes the writer lease (read-write mounts) and keeps renewing it. */

@@ -851,6 +851,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_write = 1u << 20;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	ra_note_init(); /* readahead.c: the kernel's window, after this reply */
 	log_info("mounted volume %s at %s (chunk size %u, writeback cache %s)", fs.vol.name,
 		 fs.mountpoint, fs.chunk_size,
 		 (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off");

@@ -31,8 +31,17 @@
  * read anyway), by at most RA_INSTALLS threads at a time: a stream faster
  * than the cache disk is cached as far as the disk keeps up, the rest is
  * served from memory and fetched again if read again later.
+ *
+ * The kernel reads ahead of a sequential reader of the mount in windows of
+ * its FUSE device's read_ahead_kb (128 KiB by default: a FUSE round trip
+ * per 128 KiB); at start the mount's window is raised to a chunk
+ * (RA_KERNEL_MAX at most), where the permissions allow it, once the FUSE
+ * handshake is done (its reply would lower it again).  Random readers
+ * are not affected (the kernel starts a window small and grows it only
+ * for sequential access).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -335,11 +344,72 @@ static void ra_fetch(uint64_t ino, struct fs_inode *in)
 	}
 }
 
+#define RA_KERNEL_MAX (8u << 20)
+
+/* The mount's FUSE device (major:minor, from /proc/self/mountinfo) gets a
+ * kernel readahead window of a chunk; best effort. */
+static void ra_kernel_window(void)
+{
+	char line[8192], dev[32] = "", path[96], kb[32];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	unsigned want = MIN(fs.chunk_size, RA_KERNEL_MAX) >> 10;
+	int rc;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char d[32], mp[4097];
+
+		/* id parent major:minor root mountpoint ... - fstype ... */
+		if (sscanf(line, "%*s %*s %31s %*s %4096s", d, mp) == 2 &&
+		    strcmp(mp, fs.mountpoint) == 0 && strstr(line, " - fuse"))
+			snprintf(dev, sizeof(dev), "%s", d); /* the last one is on top */
+	}
+	fclose(f);
+	if (!dev[0] || want <= 128)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "we");
+	if (!f) {
+		log_debug("readahead: cannot set %s: %s", path, strerror(errno));
+		return;
+	}
+	snprintf(kb, sizeof(kb), "%u\n", want);
+	rc = fputs(kb, f) < 0 ? -EIO : 0;
+	if (fclose(f) != 0 || rc < 0)
+		log_debug("readahead: cannot set %s", path);
+	else
+		log_info("kernel readahead of the mount: %u KiB", want);
+}
+
+static atomic_bool ra_inited; /* the FUSE handshake was answered */
+
+void ra_note_init(void)
+{
+	atomic_store(&ra_inited, true);
+}
+
+/* Thread 0, before its first job: the kernel window, once the handshake's
+ * reply is through (polled: it follows op_init by microseconds). */
+static void ra_window_when_inited(void)
+{
+	struct timespec ts = {0, 50 * 1000 * 1000};
+
+	for (int i = 0; i < 200 && !atomic_load(&ra_inited); i++)
+		nanosleep(&ts, NULL);
+	if (!atomic_load(&ra_inited))
+		return;
+	nanosleep(&ts, NULL);
+	ra_kernel_window();
+}
+
 static void *ra_main(void *arg)
 {
 	struct fs_inode *in = malloc(sizeof(*in));
 	size_t self = (size_t)(uintptr_t)arg;
 
+	if (self == 0)
+		ra_window_when_inited();
 	pthread_mutex_lock(&ra_lock);
 	while (!ra_stopping && in) {
 		uint64_t ino;
