@@ -184,22 +184,29 @@ int cache_unlink(struct fs_cache *c, uint64_t ino)
 	return cache_unlink_run(c, ino, 1);
 }
 
-/* true if ino is gone from the store (-ENOENT); any other error keeps it */
-static bool inode_gone(struct fs_txn *t, struct fs_inode *in, uint64_t ino)
+/* true if ino is gone from the store (-ENOENT); any other error keeps it.
+ * A transaction of its own, begun after the caller saw the inode's data: a
+ * file created meanwhile is in it (its inode commits before its first
+ * write), which an older snapshot would miss. */
+static bool inode_gone(struct fs_inode *in, uint64_t ino)
 {
-	return meta_inode_get(t, ino, in) == -ENOENT;
+	struct fs_txn t;
+	bool gone;
+
+	if (meta_begin(fs.meta, false, &t) < 0)
+		return false;
+	gone = meta_inode_get(&t, ino, in) == -ENOENT;
+	meta_abort(&t);
+	return gone;
 }
 
 /* Punches the slots of slab fd (index idx) that hold data of inodes gone
  * from the store; counts them in *n. */
 static int reclaim_slab(int fd, uint64_t idx, struct fs_inode *in, uint64_t *n)
 {
-	struct fs_txn t;
 	off_t off = 0;
-	int rc = meta_begin(fs.meta, false, &t);
+	int rc = 0;
 
-	if (rc < 0)
-		return rc;
 	for (;;) {
 		off_t data = lseek(fd, off, SEEK_DATA);
 		uint64_t slot, ino;
@@ -212,7 +219,7 @@ static int reclaim_slab(int fd, uint64_t idx, struct fs_inode *in, uint64_t *n)
 		if (slot > CACHE_SLAB_MASK)
 			break;
 		ino = (idx << CACHE_SLAB_SHIFT) | slot;
-		if (inode_gone(&t, in, ino)) {
+		if (inode_gone(in, ino)) {
 			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				      (off_t)(slot * CACHE_SLOT), CACHE_SLOT) < 0) {
 				rc = -errno;
@@ -222,7 +229,6 @@ static int reclaim_slab(int fd, uint64_t idx, struct fs_inode *in, uint64_t *n)
 		}
 		off = (off_t)((slot + 1) * CACHE_SLOT);
 	}
-	meta_abort(&t);
 	return rc;
 }
 
@@ -240,7 +246,6 @@ int cache_reclaim(struct fs_cache *c, uint64_t *n_out)
 	}
 	while (rc == 0 && (de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		struct fs_txn t;
 		uint64_t v;
 		int fd;
 
@@ -248,16 +253,12 @@ int cache_reclaim(struct fs_cache *c, uint64_t *n_out)
 			continue; /* not ours, or a move out of a slab (cache.c's) */
 		v = strtoull(de->d_name + (len == 13 ? 5 : 0), NULL, 16);
 		if (len == 16) {
-			rc = meta_begin(fs.meta, false, &t);
-			if (rc < 0)
-				break;
-			if (inode_gone(&t, in, v)) {
+			if (inode_gone(in, v)) {
 				if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 					n++;
 				else if (errno != ENOENT)
 					rc = -errno;
 			}
-			meta_abort(&t);
 			continue;
 		}
 		fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC);
