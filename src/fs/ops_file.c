@@ -36,6 +36,29 @@ static uint64_t chunk_len_at(uint64_t size, uint64_t idx)
 	return start >= size ? 0 : MIN((uint64_t)fs.chunk_size, size - start);
 }
 
+/* n locked: marks chunk idx present (its bytes are in the cache file). */
+static int mark_present(struct fs_node *n, uint64_t idx, uint64_t len)
+{
+	struct fs_chunk c;
+	struct fs_txn t;
+	int rc = meta_begin(fs.meta, true, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = meta_chunk_get(&t, n->ino, idx, &c);
+	if (rc == 0) {
+		c.flags |= FS_CHUNK_PRESENT;
+		rc = meta_chunk_put(&t, n->ino, idx, &c, false);
+	}
+	if (rc == 0)
+		rc = meta_commit(&t);
+	else
+		meta_abort(&t);
+	if (rc == 0)
+		evict_touch(n->ino, idx, len);
+	return rc;
+}
+
 /* n locked.  Fetches committed chunk idx into the cache file and marks it
  * present; *fetched (if given) tells whether it had to. */
 static int fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t idx,
@@ -94,23 +117,9 @@ static int fetch_chunk(struct fs_node *n, const struct fs_inode *in, uint64_t id
 		log_err("cache: writing inode %" PRIu64 ": %s", n->ino, strerror(-rc));
 		goto out;
 	}
-	rc = meta_begin(fs.meta, true, &t);
-	if (rc < 0)
-		goto out;
-	rc = meta_chunk_get(&t, n->ino, idx, &c);
-	if (rc == 0) {
-		c.flags |= FS_CHUNK_PRESENT;
-		rc = meta_chunk_put(&t, n->ino, idx, &c, false);
-	}
-	if (rc == 0)
-		rc = meta_commit(&t);
-	else
-		meta_abort(&t);
-	if (rc == 0) {
-		evict_touch(n->ino, idx, len);
-		if (fetched)
-			*fetched = true;
-	}
+	rc = mark_present(n, idx, len);
+	if (rc == 0 && fetched)
+		*fetched = true;
 out:
 	free(buf);
 	return rc;
@@ -349,28 +358,6 @@ static bool still_absent(struct fs_node *n, struct fs_inode *in, uint64_t idx,
 	return *len > 0;
 }
 
-/* n locked: marks chunk idx present (its bytes are in the cache file). */
-static int mark_present(struct fs_node *n, uint64_t idx, uint64_t len)
-{
-	struct fs_chunk c;
-	struct fs_txn t;
-	int rc = meta_begin(fs.meta, true, &t);
-
-	if (rc < 0)
-		return rc;
-	rc = meta_chunk_get(&t, n->ino, idx, &c);
-	if (rc == 0) {
-		c.flags |= FS_CHUNK_PRESENT;
-		rc = meta_chunk_put(&t, n->ino, idx, &c, false);
-	}
-	if (rc == 0)
-		rc = meta_commit(&t);
-	else
-		meta_abort(&t);
-	if (rc == 0)
-		evict_touch(n->ino, idx, len);
-	return rc;
-}
 
 /* n locked: bytes [off, off + len) of chunk idx from data (raw_len bytes of
  * it, zeros after) into the cache file, through the page cache. */

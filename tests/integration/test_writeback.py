@@ -19,6 +19,15 @@ def committed(c, path):
     return bool(chunks) and not any(ch.get("dirty") for ch in chunks)
 
 
+def cluster_with_delay(make_cluster, delay_ms):
+    """A cluster whose mount has writeback_delay_ms = delay_ms."""
+    c = make_cluster(vendors=3, copies=2)
+    set_client_option(c, "writeback_delay_ms", str(delay_ms))
+    c.stop("pstorefs")
+    c.start("pstorefs")
+    return c
+
+
 class Busy:
     """Creates a file every 0.1 s in MOUNT/busy: the changes never pause for
     the 1 s after which the flusher would upload anyway."""
@@ -62,10 +71,7 @@ def test_paused_writes_are_uploaded_without_sync(make_cluster):
 
 
 def test_fsync_does_not_wait_for_write_behind(make_cluster):
-    c = make_cluster(vendors=3, copies=2)
-    set_client_option(c, "writeback_delay_ms", "600000")
-    c.stop("pstorefs")
-    c.start("pstorefs")
+    c = cluster_with_delay(make_cluster, 600000)
     target = os.path.join(c.mount, "target")
     with open(target, "wb") as f:
         f.write(b"x" * 5000)
@@ -78,10 +84,7 @@ def test_fsync_does_not_wait_for_write_behind(make_cluster):
 
 
 def test_continuous_writer_is_bounded_by_writeback_delay(make_cluster):
-    c = make_cluster(vendors=3, copies=2)
-    set_client_option(c, "writeback_delay_ms", "2000")
-    c.stop("pstorefs")
-    c.start("pstorefs")
+    c = cluster_with_delay(make_cluster, 2000)
     first = os.path.join(c.mount, "first")
     with open(first, "wb") as f:
         f.write(b"first file\n")
@@ -98,10 +101,7 @@ def test_continuous_writer_is_bounded_by_writeback_delay(make_cluster):
 
 
 def test_sequential_writer_streams_complete_chunks(make_cluster):
-    c = make_cluster(vendors=3, copies=2)
-    set_client_option(c, "writeback_delay_ms", "600000")
-    c.stop("pstorefs")
-    c.start("pstorefs")
+    c = cluster_with_delay(make_cluster, 600000)
     path = os.path.join(c.mount, "big")
     buf = mmap.mmap(-1, 4 * MiB)  # page-aligned, for O_DIRECT
     buf.write(os.urandom(4 * MiB))
