@@ -300,7 +300,9 @@ static int pick_data_cb(const uint8_t *key, size_t klen, const struct fs_mark *m
 		uint64_t cur;
 		bool known = last_written(ino, &cur);
 
-		if (!r->pressure && (len < fs.chunk_size || !known || idx >= cur))
+		/* one chunk of slack behind the furthest: the kernel's writeback
+		 * may still be filling it (reordered requests) */
+		if (!r->pressure && (len < fs.chunk_size || !known || idx + 1 >= cur))
 			return 0;
 		if (r->pressure && known && idx == cur)
 			return 0; /* the chunk being filled, even under pressure */

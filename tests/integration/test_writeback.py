@@ -115,7 +115,7 @@ def test_sequential_writer_streams_complete_chunks(make_cluster):
             # changes never pause and the delay is 10 minutes, yet the
             # complete chunks below the one being written go up at once
             try:
-                wait_for(lambda: sum(1 for ch in c.locate(path) if not ch.get("dirty")) >= 5,
+                wait_for(lambda: sum(1 for ch in c.locate(path) if not ch.get("dirty")) >= 4,
                          60, 0.3, "complete chunks uploaded while the file is open")
             except AssertionError:
                 print(c.locate(path))
