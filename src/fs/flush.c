@@ -188,7 +188,8 @@ void flush_note_write(uint64_t ino, uint64_t first, uint64_t last, uint64_t byte
 		prev = lastw[ino % LASTW_SLOTS].idx;
 		completed = last > prev && first <= prev + 2;
 		/* a writer starting over at the beginning (a rewrite) */
-		lastw[ino % LASTW_SLOTS].idx = first == 0 && last < prev ? last : MAX(prev, last);
+		lastw[ino % LASTW_SLOTS].idx =
+		    first == 0 && last < prev ? last : MAX(prev, last);
 	} else {
 		completed = false;
 		lastw[ino % LASTW_SLOTS].ino = ino;

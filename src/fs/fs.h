@@ -59,16 +59,16 @@ struct fs_config {
 	unsigned upload_threads;
 	unsigned pieces;
 	int log_level;
-	uint64_t batch_bytes;	  /* upload bytes per commit */
-	unsigned batch_inodes;	  /* inodes with data per commit */
-	unsigned sync_timeout_ms; /* longest fsync/sync wait */
-	bool writeback;		  /* ask for the kernel's writeback cache */
-	uint64_t cache_max;	  /* bytes of chunk data the cache keeps (evict.c) */
-	uint64_t dirty_max;	  /* bytes not yet uploaded before writers wait */
-	uint32_t writer_lease_ms; /* the volume writer lease (lease.c) */
-	unsigned refresh_ms;	  /* read-only mounts: FAT mirror poll (refresh.c) */
+	uint64_t batch_bytes;	     /* upload bytes per commit */
+	unsigned batch_inodes;	     /* inodes with data per commit */
+	unsigned sync_timeout_ms;    /* longest fsync/sync wait */
+	bool writeback;		     /* ask for the kernel's writeback cache */
+	uint64_t cache_max;	     /* bytes of chunk data the cache keeps (evict.c) */
+	uint64_t dirty_max;	     /* bytes not yet uploaded before writers wait */
+	uint32_t writer_lease_ms;    /* the volume writer lease (lease.c) */
+	unsigned refresh_ms;	     /* read-only mounts: FAT mirror poll (refresh.c) */
 	unsigned writeback_delay_ms; /* longest write-behind of new data (flush.c) */
-	bool readonly;		  /* -o ro: a read-only view of the committed FAT */
+	bool readonly;		     /* -o ro: a read-only view of the committed FAT */
 };
 
 /* ---- records (mirror.c encodes them; meta.c stores them) ---- */

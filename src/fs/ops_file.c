@@ -358,7 +358,6 @@ static bool still_absent(struct fs_node *n, struct fs_inode *in, uint64_t idx,
 	return *len > 0;
 }
 
-
 /* n locked: bytes [off, off + len) of chunk idx from data (raw_len bytes of
  * it, zeros after) into the cache file, through the page cache. */
 static int put_range(struct fs_node *n, uint64_t idx, const uint8_t *data, uint64_t raw_len,

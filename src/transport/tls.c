@@ -21,7 +21,8 @@
 #include "xport_int.h"
 
 /* In order of preference; both sides set the same list. */
-#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS13_SUITES                                                                           \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 __attribute__((constructor)) static void xport_tls_global_init(void)
 {

@@ -77,11 +77,11 @@ struct xport_req {
 	size_t ctl_len;
 	uint8_t *data; /* data_len bytes, owned */
 	size_t data_len;
-	size_t data_room; /* zero bytes readable after data + data_len */
-	void *data_mem;	  /* the allocation holding data (freed with req) */
+	size_t data_room;    /* zero bytes readable after data + data_len */
+	void *data_mem;	     /* the allocation holding data (freed with req) */
 	size_t data_mem_len; /* its size when it is an aligned receive buffer */
-	char peer[128];	    /* subject CN of the peer certificate */
-	char peer_addr[64]; /* remote ip:port */
+	char peer[128];	     /* subject CN of the peer certificate */
+	char peer_addr[64];  /* remote ip:port */
 };
 
 typedef void (*xport_handler_fn)(struct xport_req *req, void *arg);

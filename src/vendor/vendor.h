@@ -201,9 +201,10 @@ int vstore_read(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const u
 		uint8_t **buf, size_t *n, uint64_t *stored_len);
 /* Same; verify false skips the digest check of a whole read, for a caller
  * that verifies the chunk itself (ChunkGet.client_verifies). */
-int vstore_read_ex(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN], const uint8_t *owner,
-		   uint64_t off, uint64_t len, size_t headroom, bool verify,
-		   uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n, uint64_t *stored_len);
+int vstore_read_ex(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN],
+		   const uint8_t *owner, uint64_t off, uint64_t len, size_t headroom,
+		   bool verify, uint8_t hdr[CHUNK_HDR_LEN], uint8_t **buf, size_t *n,
+		   uint64_t *stored_len);
 /* Removes the index record, then the pieces.  -ENOENT if not stored. */
 int vstore_delete(struct vendor_store *st, const uint8_t id[CHUNK_ID_LEN]);
 /* Same, only if the stored chunk belongs to volume owner (16 bytes; NULL =

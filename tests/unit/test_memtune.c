@@ -92,7 +92,8 @@ static void test_trim(void **state)
 
 	(void)state;
 #ifdef UNDER_ASAN
-	print_message("AddressSanitizer build: glibc's allocator is not in use, nothing to trim\n");
+	print_message(
+	    "AddressSanitizer build: glibc's allocator is not in use, nothing to trim\n");
 	skip();
 #endif
 	assert_int_equal(pthread_create(&t, NULL, holes, small), 0);
